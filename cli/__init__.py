@@ -1,0 +1,1 @@
+"""The `tcpd` command line: one module per command group, wired together in cli.main."""

@@ -1,0 +1,40 @@
+"""The exception tree. Every error the service raises on purpose derives from TcpdError.
+
+    TcpdError
+    ├── ConfigError          a config file or environment value is wrong (names file, key, fix)
+    ├── DatabaseError        the database could not be reached or refused a statement
+    │   └── MigrationError   the migration ledger and sql/ disagree, or a migration failed
+    ├── ExchangeError        an exchange refused us (bad subscription, protocol error)
+    └── FrameError           one frame could not be parsed; it is dead-lettered, not fatal
+
+Messages say what was wrong and what to do about it, and never contain a secret:
+build them from redacted values (see ingest.redact).
+"""
+
+
+class TcpdError(Exception):
+    """Root of every error raised on purpose by this package."""
+
+
+class ConfigError(TcpdError):
+    """A configuration file or environment variable is invalid."""
+
+
+class DatabaseError(TcpdError):
+    """The database is unreachable or refused a statement."""
+
+
+class MigrationError(DatabaseError):
+    """Applied migrations and the files in sql/ disagree, or a migration failed."""
+
+
+class ExchangeError(TcpdError):
+    """The exchange answered with an error we cannot recover from by retrying."""
+
+
+class FrameError(TcpdError):
+    """A frame could not be parsed. Carries the reason that goes to the dead-letter table."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

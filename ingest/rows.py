@@ -1,0 +1,50 @@
+"""Rows as they travel from an exchange parser to the database writer.
+
+Parsers build these once, at the edge; the writer turns them into COPY data.
+Prices and sizes stay exact decimal strings (validated as numbers by the parser);
+times are integer milliseconds since the Unix epoch, UTC, as exchanges send them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.model import DataType
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRow:
+    """One trade, bound for raw_trades (unique on exchange, symbol, trade_id, timestamp)."""
+
+    exchange: str
+    symbol: str
+    trade_id: str
+    price: str
+    size: str
+    side: str  # "buy" or "sell", the taker side
+    ts_ms: int
+    raw_json: bytes  # the exchange's trade object, as JSON
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRow:
+    """One observation bound for market_data (books, tickers, closed candles, raw trades)."""
+
+    exchange: str
+    symbol: str
+    data_type: DataType
+    ts_ms: int
+    data_json: bytes  # the exchange's data object, as JSON
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A frame that could not be parsed, kept for inspection in the dead-letter table."""
+
+    exchange: str
+    received_ms: int
+    reason: str
+    raw_text: str
+
+
+Row = TradeRow | MarketRow | DeadLetter
