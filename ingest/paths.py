@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ingest.errors import TcpdError
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -12,4 +14,4 @@ def sql_dir() -> Path:
     for candidate in (_PACKAGE_DIR / "sql", _PACKAGE_DIR.parent / "sql"):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"no sql/ folder next to {_PACKAGE_DIR}; reinstall the package")
+    raise TcpdError(f"no sql/ folder next to {_PACKAGE_DIR}: reinstall the package with pip")

@@ -1,0 +1,63 @@
+"""Helpers shared by the command groups: loading configs and reporting errors.
+
+Every command body runs inside `reporting_errors()`: a TcpdError becomes one red message
+on stderr (secrets masked) and exit code 2 for config errors, 1 for anything else; never
+a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from ingest.config import DatabaseFile, DatabaseSettings, load_database_file
+from ingest.config.errors import from_validation_error
+from ingest.errors import ConfigError, TcpdError
+from ingest.redact import redact_text
+
+DEFAULT_DATABASE_CONFIG = Path("config/database.json")
+CONFIG_EXIT = 2
+ERROR_EXIT = 1
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(error: TcpdError) -> NoReturn:
+    """Print `error` in red on stderr and exit: 2 for a ConfigError, 1 for other errors."""
+    stderr.print(f"[bold red]error:[/] [red]{escape(redact_text(str(error)))}[/]")
+    raise typer.Exit(CONFIG_EXIT if isinstance(error, ConfigError) else ERROR_EXIT)
+
+
+@contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Turn TcpdError raised in the block into a clean message and exit code."""
+    try:
+        yield
+    except TcpdError as error:
+        fail(error)
+
+
+def database_conninfo(config: Path | None, database_url: str | None) -> str:
+    """The connection string to use: `--database-url`/TCPD_DATABASE_URL wins over the file.
+
+    Without `--config`, config/database.json is read when it exists; when it does not,
+    the URL alone is enough.
+    """
+    if config is None and database_url and not DEFAULT_DATABASE_CONFIG.exists():
+        try:
+            return DatabaseSettings.model_validate({"url": database_url}).conninfo()
+        except ValidationError as exc:
+            raise from_validation_error("--database-url", DatabaseSettings, exc) from None
+    return load_database(config, database_url).database.conninfo()
+
+
+def load_database(config: Path | None, database_url: str | None) -> DatabaseFile:
+    """Load the database config file (default config/database.json) with the URL override."""
+    return load_database_file(config or DEFAULT_DATABASE_CONFIG, database_url=database_url)

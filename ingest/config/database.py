@@ -1,0 +1,78 @@
+"""The database config file: connection URL, pool sizes, table names, writer tuning."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import psycopg.conninfo
+from pydantic import Field, field_validator
+
+from ingest.config.base import StrictModel
+from ingest.config.secrets import SecretDsn
+from ingest.redact import redact_text
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+TableName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+
+
+class DatabaseSettings(StrictModel):
+    """How to reach PostgreSQL/TimescaleDB and how big the connection pool may grow."""
+
+    url: SecretDsn
+    pool_size: PositiveInt = 10
+    max_overflow: NonNegativeInt = 20
+    pool_timeout: PositiveFloat = 30.0
+    pool_recycle: PositiveFloat = 3600.0
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _parsable_dsn(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("an empty connection string")
+            try:
+                psycopg.conninfo.conninfo_to_dict(value)
+            except psycopg.Error as exc:
+                # libpq's message may quote the string, password included.
+                reason = redact_text(str(exc)).strip()
+                raise ValueError(f"a connection string libpq can parse ({reason})") from None
+        return value
+
+    def conninfo(self) -> str:
+        """The real connection string, password included: pass it to ingest.db.connection only."""
+        return self.url.get_secret_value()
+
+    @property
+    def max_connections(self) -> int:
+        """The pool's upper bound: pool_size plus max_overflow."""
+        return self.pool_size + self.max_overflow
+
+
+class TableNames(StrictModel):
+    """Names of the tables the service writes; they must match what the migrations created."""
+
+    market_data: TableName = "market_data"
+    raw_trades: TableName = "raw_trades"
+    collector_status: TableName = "collector_status"
+    dead_letters: TableName = "dead_letters"
+
+
+class WriterSettings(StrictModel):
+    """Tuning of the COPY writer: batch size and delay, queue bound, retry backoff."""
+
+    batch_max_rows: PositiveInt = 5000
+    batch_max_delay: PositiveFloat = 0.1
+    queue_max_rows: PositiveInt = 200_000
+    retry_initial_delay: PositiveFloat = 0.5
+    retry_max_delay: PositiveFloat = 30.0
+    status_interval: PositiveFloat = 5.0
+
+
+class DatabaseFile(StrictModel):
+    """The whole database config file (config/database.json)."""
+
+    database: DatabaseSettings
+    tables: TableNames = TableNames()
+    writer: WriterSettings = WriterSettings()

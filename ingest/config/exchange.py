@@ -1,0 +1,96 @@
+"""The exchange config file (config/okx.json): endpoints, timings, trading pairs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from ingest.config.base import StrictModel
+from ingest.config.urls import check_ws_url
+from ingest.model import DataType
+
+WsUrl = Annotated[str, AfterValidator(check_ws_url)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class ConnectionSettings(StrictModel):
+    """WebSocket endpoints and the keep-alive/reconnect timings."""
+
+    public_ws_url: WsUrl
+    business_ws_url: WsUrl = "wss://ws.okx.com:8443/ws/v5/business"
+    ping_interval: PositiveFloat = 25.0
+    pong_timeout: PositiveFloat = 10.0
+    max_reconnect_attempts: Annotated[int, Field(ge=0)] = 5
+    reconnect_delay: PositiveFloat = 5.0
+    max_reconnect_delay: PositiveFloat = 60.0
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> ConnectionSettings:
+        if self.max_reconnect_delay < self.reconnect_delay:
+            raise ValueError("max_reconnect_delay must be >= reconnect_delay")
+        return self
+
+
+class DataCollectionSettings(StrictModel):
+    """What collectors keep and how closely they are watched."""
+
+    store_raw_data: bool = True
+    health_check_interval: PositiveFloat = 30.0
+    auto_restart: bool = True
+    buffer_size: Annotated[int, Field(gt=0)] = 1000
+    max_silence: PositiveFloat = 60.0
+
+
+class TradingPair(StrictModel):
+    """One symbol to collect, the data types wanted and the exchange channel for each."""
+
+    symbol: Annotated[str, Field(min_length=1, max_length=50)]
+    enabled: bool = True
+    data_types: Annotated[list[DataType], Field(min_length=1)]
+    channels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("data_types", mode="before")
+    @classmethod
+    def _data_types_from_strings(cls, value: object) -> object:
+        # Strict mode refuses enum values given as their string; JSON only has strings.
+        if not isinstance(value, list):
+            return value
+        known = {member.value: member for member in DataType}
+        unknown = [item for item in value if isinstance(item, str) and item not in known]
+        if unknown:
+            raise ValueError(f"data types from {', '.join(sorted(known))} (unknown: {', '.join(unknown)})")
+        return [known[item] if isinstance(item, str) else item for item in value]
+
+    @field_validator("data_types")
+    @classmethod
+    def _no_duplicates(cls, value: list[DataType]) -> list[DataType]:
+        if len(set(value)) != len(value):
+            raise ValueError("each data type at most once")
+        return value
+
+
+class ExchangeFile(StrictModel):
+    """The whole exchange config file."""
+
+    exchange: Annotated[str, Field(min_length=1)]
+    connection: ConnectionSettings
+    data_collection: DataCollectionSettings = DataCollectionSettings()
+    trading_pairs: Annotated[list[TradingPair], Field(min_length=1)]
+
+    @field_validator("exchange")
+    @classmethod
+    def _lowercase(cls, value: str) -> str:
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _unique_symbols(self) -> ExchangeFile:
+        symbols = [pair.symbol for pair in self.trading_pairs]
+        duplicates = sorted({s for s in symbols if symbols.count(s) > 1})
+        if duplicates:
+            raise ValueError(f"trading_pairs lists {', '.join(duplicates)} more than once")
+        return self
+
+    def enabled_pairs(self) -> list[TradingPair]:
+        """The trading pairs with enabled=true, in file order."""
+        return [pair for pair in self.trading_pairs if pair.enabled]

@@ -1,0 +1,1 @@
+"""Database access: connections (connection.py), server edition (edition.py), migrations."""
