@@ -1,0 +1,72 @@
+"""The contract every exchange adapter fulfils.
+
+An adapter does no I/O: it builds the text frames to send after connecting and turns
+received frames into rows. The collector owns sockets, timers and reconnects, so an
+adapter is tested on recorded frames alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from ingest.model import DataType
+from ingest.rows import MarketRow, TradeRow
+
+
+class ControlKind(Enum):
+    """What a non-data frame means to the collector."""
+
+    SUBSCRIBED = "subscribed"  # the exchange acknowledged one subscription
+    ERROR = "error"  # the exchange refused something (detail carries code and message)
+    PONG = "pong"  # answer to our application-level ping
+    RECONNECT_SOON = "reconnect_soon"  # the exchange announced it will close this connection
+    INFO = "info"  # anything else worth logging, nothing to do
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A control frame, reduced to its kind and a human-readable detail."""
+
+    kind: ControlKind
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One connection to open: its URL and the text frames to send right after connecting."""
+
+    url: str
+    messages: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class FrameResult:
+    """Everything one frame produced: rows to store and/or one control signal."""
+
+    trades: list[TradeRow] = field(default_factory=list)
+    market: list[MarketRow] = field(default_factory=list)
+    control: Control | None = None
+
+
+class ExchangeAdapter(Protocol):
+    """Builds subscriptions and parses frames for one exchange; never touches the network."""
+
+    name: str
+    ping_text: str
+
+    def subscriptions(
+        self,
+        symbol: str,
+        data_types: Sequence[DataType],
+        channels: Mapping[str, str],
+        urls: Mapping[str, str],
+    ) -> list[Subscription]:
+        """Return the connections to open for one symbol; raise ConfigError on bad settings."""
+        ...
+
+    def parse(self, frame: str | bytes, store_raw_data: bool) -> FrameResult:
+        """Turn one received frame into rows or a control signal; raise FrameError(reason)."""
+        ...

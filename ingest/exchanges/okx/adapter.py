@@ -1,0 +1,68 @@
+"""OkxAdapter: the ExchangeAdapter for OKX v5 public market data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import orjson
+
+from ingest.errors import FrameError
+from ingest.exchanges.base import FrameResult, Subscription
+from ingest.exchanges.okx.channels import EXCHANGE
+from ingest.exchanges.okx.control import PONG, event_control
+from ingest.exchanges.okx.handlers import build_handlers
+from ingest.exchanges.okx.subscribe import build_subscriptions
+from ingest.model import DataType
+
+
+class OkxAdapter:
+    """Builds OKX v5 subscriptions and parses OKX v5 frames; does no I/O."""
+
+    name = EXCHANGE
+    # OKX closes a connection after 30 s without traffic from the client; a text "ping"
+    # is answered with a text "pong".
+    ping_text = "ping"
+
+    def __init__(self) -> None:
+        self._handlers = build_handlers()
+
+    def subscriptions(
+        self,
+        symbol: str,
+        data_types: Sequence[DataType],
+        channels: Mapping[str, str],
+        urls: Mapping[str, str],
+    ) -> list[Subscription]:
+        """Subscriptions for `symbol`: /public for trades, books, tickers; /business for candles."""
+        return build_subscriptions(symbol, data_types, channels, urls)
+
+    def parse(self, frame: str | bytes, store_raw_data: bool) -> FrameResult:
+        """Parse one received frame; raise FrameError(reason) when it is malformed."""
+        if frame == "pong" or frame == b"pong":
+            return FrameResult(control=PONG)
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            raise FrameError("invalid JSON") from None
+        if type(msg) is not dict:
+            raise FrameError(f"frame is a JSON {type(msg).__name__}, expected an object")
+        data = msg.get("data")
+        if data is None:
+            event = msg.get("event")
+            if event is None:
+                raise FrameError("frame has neither 'data' nor 'event'")
+            if type(event) is not str:
+                raise FrameError("field 'event' is not a string")
+            return FrameResult(control=event_control(event, msg))
+        arg = msg.get("arg")
+        if type(arg) is not dict:
+            raise FrameError("data frame without an 'arg' object")
+        channel = arg.get("channel")
+        if type(channel) is not str:
+            raise FrameError("data frame without a string 'arg.channel'")
+        handler = self._handlers.get(channel)
+        if handler is None:
+            raise FrameError(f"unknown channel {channel!r:.40}")
+        if type(data) is not list:
+            raise FrameError(f"{channel}: 'data' is not a list")
+        return handler(arg, data, store_raw_data)

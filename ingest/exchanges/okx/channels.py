@@ -1,0 +1,55 @@
+"""Which OKX v5 channel carries which data type, and which endpoint serves it.
+
+Candle channels exist only on /ws/v5/business; trades, books5 and tickers on /ws/v5/public.
+Subscribing to a candle channel on /public is answered with error 60018.
+"""
+
+from __future__ import annotations
+
+from ingest.model import DataType
+
+EXCHANGE = "okx"
+
+# Keys of the `channels` mapping in the exchange config, one per supported data type.
+CONFIG_KEYS: dict[DataType, str] = {
+    DataType.TRADE: "trades",
+    DataType.ORDERBOOK: "orderbook",
+    DataType.TICKER: "ticker",
+    DataType.CANDLE: "candle",
+}
+
+DEFAULT_CHANNELS: dict[DataType, str] = {
+    DataType.TRADE: "trades",
+    DataType.ORDERBOOK: "books5",
+    DataType.TICKER: "tickers",
+    DataType.CANDLE: "candle1m",
+}
+
+# OKX candle bar sizes; the `utc` variants align day-or-longer buckets on UTC midnight
+# instead of Hong Kong time.
+CANDLE_INTERVALS: tuple[str, ...] = (
+    "1s", "1m", "3m", "5m", "15m", "30m", "1H", "2H", "4H", "6H", "12H",
+    "1D", "2D", "3D", "5D", "1W", "1M", "3M",
+    "6Hutc", "12Hutc", "1Dutc", "2Dutc", "3Dutc", "5Dutc", "1Wutc", "1Mutc", "3Mutc",
+)  # fmt: skip
+
+CANDLE_CHANNELS: dict[str, str] = {f"candle{i}": i for i in CANDLE_INTERVALS}
+
+PUBLIC_CHANNELS: frozenset[str] = frozenset({"trades", "books5", "tickers"})
+
+# Only channels the parser understands: books5 is a full snapshot on every push, so no
+# local book state is needed (incremental `books` would need seqId chaining and is refused).
+ALLOWED_CHANNELS: dict[DataType, frozenset[str]] = {
+    DataType.TRADE: frozenset({"trades"}),
+    DataType.ORDERBOOK: frozenset({"books5"}),
+    DataType.TICKER: frozenset({"tickers"}),
+    DataType.CANDLE: frozenset(CANDLE_CHANNELS),
+}
+
+PUBLIC_URL_KEY = "public"
+BUSINESS_URL_KEY = "business"
+
+
+def url_key(channel: str) -> str:
+    """Key of the `urls` mapping whose endpoint serves `channel`."""
+    return BUSINESS_URL_KEY if channel in CANDLE_CHANNELS else PUBLIC_URL_KEY

@@ -1,0 +1,161 @@
+"""Data-channel handlers: one function per OKX channel, turning `data` arrays into rows.
+
+Each handler takes (arg, data, store_raw_data) from an already-parsed frame and returns a
+FrameResult. Unknown fields are ignored; a missing or malformed required field raises
+FrameError with a reason naming the channel and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import orjson
+
+from ingest.errors import FrameError
+from ingest.exchanges.base import FrameResult
+from ingest.exchanges.okx.channels import CANDLE_CHANNELS, EXCHANGE
+from ingest.exchanges.okx.fields import MAX_MS_DIGITS, NUMBER, SIDES, Kind, check_object, check_value
+from ingest.model import DataType
+from ingest.rows import MarketRow, TradeRow
+
+Handler = Callable[[dict[str, Any], list[Any], bool], FrameResult]
+
+_TRADE_SPEC = {
+    "instId": Kind.TEXT,
+    "tradeId": Kind.TEXT,
+    "px": Kind.NUMBER,
+    "sz": Kind.NUMBER,
+    "side": Kind.SIDE,
+    "ts": Kind.MS,
+}
+_TICKER_SPEC = {"last": Kind.NUMBER, "ts": Kind.MS}
+_TICKER_OPTIONAL = ("askPx", "askSz", "bidPx", "bidSz")
+
+_match_number = NUMBER.fullmatch
+_TRADE = DataType.TRADE
+
+
+def _symbol(arg: dict[str, Any], where: str) -> str:
+    return check_value(f"{where}: arg.instId", Kind.TEXT, arg.get("instId"))
+
+
+def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameResult:
+    """`trades`: one TradeRow per trade (plus a raw MarketRow when store_raw_data)."""
+    rows: list[TradeRow] = []
+    market: list[MarketRow] = []
+    for item in data:
+        # Hot path: the common case pays for a handful of lookups and one regex per value;
+        # only a bad trade pays for check_object's precise diagnosis.
+        try:
+            symbol = item["instId"]
+            trade_id = item["tradeId"]
+            px = item["px"]
+            sz = item["sz"]
+            side = item["side"]
+            ts = item["ts"]
+            ok = (
+                type(symbol) is str
+                and type(trade_id) is str
+                and bool(symbol)
+                and bool(trade_id)
+                and _match_number(px) is not None
+                and _match_number(sz) is not None
+                and side in SIDES
+                and len(ts) <= MAX_MS_DIGITS
+                and ts.isascii()
+                and ts.isdigit()
+            )
+        except (KeyError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            check_object("trades", item, _TRADE_SPEC)
+            raise FrameError("trades: invalid trade")  # unreachable unless the specs diverge
+        raw = orjson.dumps(item)
+        ts_ms = int(ts)
+        rows.append(TradeRow(EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw))
+        if store_raw_data:
+            market.append(MarketRow(EXCHANGE, symbol, _TRADE, ts_ms, raw))
+    return FrameResult(rows, market)
+
+
+def _levels(where: str, levels: object) -> None:
+    if type(levels) is not list:
+        raise FrameError(f"{where} must be a list of [price, size, ...] levels")
+    for i, level in enumerate(levels):
+        if type(level) is not list or len(level) < 2:
+            raise FrameError(f"{where}[{i}] must be a [price, size, ...] list")
+        check_value(f"{where}[{i}] price", Kind.NUMBER, level[0])
+        check_value(f"{where}[{i}] size", Kind.NUMBER, level[1])
+
+
+def books5(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameResult:
+    """`books5`: every push is a full 5-level snapshot, stored whole as an ORDERBOOK row."""
+    market: list[MarketRow] = []
+    for item in data:
+        if type(item) is not dict:
+            raise FrameError(f"books5: expected a JSON object, got {type(item).__name__}")
+        for field in ("asks", "bids", "ts"):
+            if field not in item:
+                raise FrameError(f"books5: missing field {field!r}")
+        _levels("books5: asks", item["asks"])
+        _levels("books5: bids", item["bids"])
+        ts = check_value("books5: field 'ts'", Kind.MS, item["ts"])
+        symbol = item.get("instId") or _symbol(arg, "books5")
+        check_value("books5: field 'instId'", Kind.TEXT, symbol)
+        market.append(MarketRow(EXCHANGE, symbol, DataType.ORDERBOOK, int(ts), orjson.dumps(item)))
+    return FrameResult([], market)
+
+
+def tickers(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameResult:
+    """`tickers`: last price, best bid/ask and 24h statistics, stored whole as a TICKER row."""
+    market: list[MarketRow] = []
+    for item in data:
+        obj = check_object("tickers", item, _TICKER_SPEC)
+        for field in _TICKER_OPTIONAL:
+            # OKX sends "" for an empty side of the book.
+            if field in obj:
+                check_value(f"tickers: field {field!r}", Kind.NUMBER_OR_EMPTY, obj[field])
+        symbol = obj.get("instId") or _symbol(arg, "tickers")
+        check_value("tickers: field 'instId'", Kind.TEXT, symbol)
+        market.append(MarketRow(EXCHANGE, symbol, DataType.TICKER, int(obj["ts"]), orjson.dumps(obj)))
+    return FrameResult([], market)
+
+
+_CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "volume_ccy", "volume_ccy_quote")
+
+
+def candles(interval: str, arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameResult:
+    """`candle<interval>`: rows [ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm].
+
+    Only closed candles (confirm "1") become CANDLE rows; a still-open candle is ignored.
+    OKX stamps a candle with its bucket START: the row's ts_ms and data["start_ms"] keep
+    that stamp, while the SQL candles of this project are stamped at the bucket END.
+    """
+    where = f"candle{interval}"
+    symbol = _symbol(arg, where)
+    market: list[MarketRow] = []
+    for row in data:
+        if type(row) is not list or len(row) < 9:
+            raise FrameError(f"{where}: expected a list of 9 values per candle")
+        start = check_value(f"{where}: ts", Kind.MS, row[0])
+        for name, value in zip(_CANDLE_FIELDS, row[1:8], strict=True):
+            check_value(f"{where}: {name}", Kind.NUMBER, value)
+        confirm = row[8]
+        if confirm == "0":
+            continue
+        if confirm != "1":
+            raise FrameError(f"{where}: confirm must be '0' or '1', got {confirm!r:.40}")
+        candle: dict[str, Any] = {"interval": interval, "start_ms": int(start)}
+        candle.update(zip(_CANDLE_FIELDS, row[1:8], strict=True))
+        market.append(MarketRow(EXCHANGE, symbol, DataType.CANDLE, int(start), orjson.dumps(candle)))
+    return FrameResult([], market)
+
+
+def build_handlers() -> dict[str, Handler]:
+    """The channel -> handler table used by the parser."""
+    handlers: dict[str, Handler] = {"trades": trades, "books5": books5, "tickers": tickers}
+    for channel, interval in CANDLE_CHANNELS.items():
+        handlers[channel] = partial(candles, interval)
+    return handlers

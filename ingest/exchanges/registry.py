@@ -1,0 +1,29 @@
+"""The explicit list of supported exchanges: adding one is one module plus one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ingest.errors import ConfigError
+from ingest.exchanges.base import ExchangeAdapter
+from ingest.exchanges.okx import OkxAdapter
+
+ADAPTERS: dict[str, Callable[[], ExchangeAdapter]] = {
+    "okx": OkxAdapter,
+}
+
+
+def supported_exchanges() -> list[str]:
+    """Names accepted in the `exchange` key of an exchange config file, sorted."""
+    return sorted(ADAPTERS)
+
+
+def get_adapter(name: str) -> ExchangeAdapter:
+    """Return a fresh adapter for `name` (case-insensitive); ConfigError if unknown."""
+    factory = ADAPTERS.get(name.strip().lower())
+    if factory is None:
+        raise ConfigError(
+            f"unsupported exchange {name!r}: supported exchanges are "
+            f"{', '.join(supported_exchanges())}; fix the `exchange` key of the exchange config"
+        )
+    return factory()

@@ -1,0 +1,321 @@
+"""OkxSimulator: a local OKX v5 WebSocket server for tests, benchmarks and offline use.
+
+It answers subscribe/unsubscribe and "ping" like OKX, serves /ws/v5/public and
+/ws/v5/business, and streams pre-built frames from generated trades or a recording.
+Fault controls: idle close (4004), notice 64008 then close, forced disconnect, malformed
+frames, ignored pings. Every trade handed to a socket is recorded for value checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+from collections import Counter
+from http import HTTPStatus
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from ingest.errors import ConfigError
+from ingest.exchanges.okx.channels import CANDLE_CHANNELS, PUBLIC_CHANNELS
+from ingest.simulator import wire
+from ingest.simulator.client import Client
+from ingest.simulator.generator import TradeGenerator
+from ingest.simulator.pump import Pump, log_pump_failure
+from ingest.simulator.replay import load_replay
+from ingest.simulator.settings import SimulatorSettings
+from ingest.simulator.streams import SentTrade, Stream
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_PATH = "/ws/v5/public"
+BUSINESS_PATH = "/ws/v5/business"
+IDLE_CLOSE_CODE = 4004
+NOTICE_RECONNECT = "64008"
+
+
+class OkxSimulator:
+    """A real websockets server on loopback speaking OKX v5. Explicit start()/stop()."""
+
+    def __init__(self, settings: SimulatorSettings | None = None) -> None:
+        self.settings = settings or SimulatorSettings()
+        self.sent_trades: list[SentTrade] = []
+        self.counters: Counter[str] = Counter()
+        self.ignore_pings = False
+        self._server: Server | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._streams: dict[tuple[str, str], Stream] = {}
+        self._subscribers: dict[tuple[str, str], list[Client]] = {}
+        self._clients: set[Client] = set()
+        self._pump = Pump(self.settings, self._streams, self._subscribers, self.counters, self.sent_trades)
+        self._conn_ids = itertools.count(1)
+        self._closers: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the first frames, listen on settings.host:port and start streaming."""
+        s = self.settings
+        per_symbol = _split(s.total, len(s.symbols))
+        chunk = s.chunk_trades
+        if s.rate is not None:
+            # Small chunks at low rates keep the ts stamped at build time close to send time.
+            chunk = min(chunk, max(s.trades_per_message, int(s.rate * 0.1)))
+        for symbol, limit in zip(s.symbols, per_symbol, strict=True):
+            gen = TradeGenerator(
+                symbol,
+                trades_per_message=s.trades_per_message,
+                # Chunks, not the whole total: memory stays bounded (sent frames are
+                # trimmed) and building a chunk costs ~1 us per trade, far below sending.
+                chunk_trades=chunk,
+                limit=limit,
+            )
+            gen.extend()
+            self._streams[("trades", symbol)] = gen
+        if s.replay is not None:
+            for stream in load_replay(s.replay):
+                # A recording wins over generated trades for the same (channel, instId).
+                self._streams[(stream.channel, stream.inst_id)] = stream
+        try:
+            self._server = await serve(
+                self._handle,
+                s.host,
+                s.port,
+                process_request=self._check_path,
+                compression=None,  # frames are pre-built uncompressed
+                ping_interval=None,  # OKX keeps alive with text "ping"/"pong", not control frames
+                write_limit=s.write_limit,
+                close_timeout=2.0,  # a client that stopped reading must not hold stop() long
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"simulator cannot listen on {s.host}:{s.port}: {exc.strerror}; choose another port"
+            ) from None
+        self._pump_task = asyncio.create_task(self._pump.run(), name="okx-simulator-pump")
+        self._pump_task.add_done_callback(log_pump_failure)
+        logger.info("OKX simulator listening on %s", self.base_url)
+
+    async def stop(self) -> None:
+        """Stop streaming, close every connection and the listening socket."""
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+            self._pump_task = None
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+        await asyncio.gather(*self._closers, return_exceptions=True)
+
+    async def __aenter__(self) -> OkxSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- addresses ---------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The listening port (useful with port=0)."""
+        if self._server is None:
+            raise RuntimeError("simulator is not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def base_url(self) -> str:
+        return f"ws://{self.settings.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The /ws/v5/public URL (trades, books5, tickers)."""
+        return self.base_url + PUBLIC_PATH
+
+    @property
+    def business_url(self) -> str:
+        """The /ws/v5/business URL (candles)."""
+        return self.base_url + BUSINESS_PATH
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """{"public": ..., "business": ...}, as the OKX adapter expects."""
+        return {"public": self.url, "business": self.business_url}
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._clients)
+
+    # -- fault controls ----------------------------------------------------------
+
+    async def disconnect_all(self, *, abrupt: bool = True) -> int:
+        """Drop every client: abrupt=True resets TCP (buffered frames are lost, like a network
+        failure); abrupt=False closes with 1012 after flushing. Returns the number dropped."""
+        clients = list(self._clients)
+        for client in clients:
+            client.closing = True
+            if abrupt:
+                client.ws.transport.abort()
+        if not abrupt:
+            self._close_soon(clients, 1012, "service restart")
+        self.counters["forced_disconnects"] += len(clients)
+        return len(clients)
+
+    async def notice_and_close(self, delay: float = 0.1) -> None:
+        """Send notice 64008 to every client, then close them after `delay` seconds."""
+        msg = "The connection will soon be closed for a service upgrade. Please reconnect."
+        clients = [c for c in self._clients if c.writable()]
+        for client in clients:
+            with contextlib.suppress(ConnectionClosed):
+                await client.ws.send(wire.notice(NOTICE_RECONNECT, msg, client.conn_id))
+                self.counters["notices"] += 1
+        await asyncio.sleep(delay)
+        for client in clients:
+            client.closing = True
+        self._close_soon(clients, 1012, "service upgrade")
+
+    def _close_soon(self, clients: list[Client], code: int, reason: str) -> None:
+        # Closing waits for the client's close frame, which a client busy elsewhere (or with a
+        # full receive queue) reads late: run the handshakes as owned tasks, not inline.
+        for client in clients:
+            task = asyncio.create_task(client.ws.close(code, reason), name=f"close-{client.conn_id}")
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
+
+    async def inject(self, frames: tuple[str, ...] = wire.MALFORMED_FRAMES) -> int:
+        """Send `frames` (malformed ones by default) to every open client; frames sent."""
+        sent = 0
+        for client in [c for c in self._clients if c.writable()]:
+            for frame in frames:
+                with contextlib.suppress(ConnectionClosed):
+                    await client.ws.send(frame)
+                    sent += 1
+        self.counters["injected"] += sent
+        return sent
+
+    # -- connections -------------------------------------------------------------
+
+    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path in (PUBLIC_PATH, BUSINESS_PATH):
+            return None
+        return connection.respond(HTTPStatus.NOT_FOUND, "use /ws/v5/public or /ws/v5/business\n")
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        client = Client(ws, f"{next(self._conn_ids):08x}", ws.request.path if ws.request else "")
+        self._clients.add(client)
+        self.counters["connections"] += 1
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.settings.idle_timeout):
+                        message = await ws.recv()
+                except TimeoutError:
+                    # OKX drops a connection that sent nothing for 30 s.
+                    self.counters["idle_closes"] += 1
+                    client.closing = True
+                    await ws.close(IDLE_CLOSE_CODE, "No data received in time.")
+                    return
+                await self._on_message(client, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            client.closing = True
+            self._clients.discard(client)
+            for key in client.streams:
+                subs = self._subscribers.get(key, [])
+                if client in subs:
+                    subs.remove(client)
+
+    async def _on_message(self, client: Client, message: str | bytes) -> None:
+        text = message.decode(errors="replace") if isinstance(message, bytes) else message
+        if text == "ping":
+            self.counters["pings"] += 1
+            if not self.ignore_pings:
+                await client.ws.send("pong")
+            return
+        try:
+            request = orjson.loads(text)
+            op = request["op"]
+            args = request["args"]
+            if op not in ("subscribe", "unsubscribe") or not isinstance(args, list):
+                raise ValueError(op)
+        except (ValueError, KeyError, TypeError):
+            await self._error(client, "60012", f"Invalid request: {text[:100]}")
+            return
+        for arg in args:
+            await self._on_arg(client, op, arg)
+
+    async def _on_arg(self, client: Client, op: str, arg: object) -> None:
+        if not isinstance(arg, dict) or not isinstance(arg.get("channel"), str):
+            await self._error(client, "60012", f"Invalid request: {arg!r:.100}")
+            return
+        channel, inst_id = arg["channel"], str(arg.get("instId", ""))
+        problem = self._refusal(client.path, channel, inst_id)
+        if problem is not None:
+            await self._error(client, *problem)
+            return
+        key = (channel, inst_id)
+        subs = self._subscribers.setdefault(key, [])
+        if op == "subscribe":
+            await client.ws.send(
+                wire.ack("subscribe", {"channel": channel, "instId": inst_id}, client.conn_id)
+            )
+            self.counters["subscribes"] += 1
+            if client not in subs:
+                self._attach(client, key, subs)
+        else:
+            await client.ws.send(
+                wire.ack("unsubscribe", {"channel": channel, "instId": inst_id}, client.conn_id)
+            )
+            client.streams.discard(key)
+            if client in subs:
+                subs.remove(client)
+
+    def _refusal(self, path: str, channel: str, inst_id: str) -> tuple[str, str] | None:
+        where = f"channel:{channel},instId:{inst_id}"
+        if channel in CANDLE_CHANNELS:
+            if path != BUSINESS_PATH:
+                return "60018", f"Wrong URL or {where} doesn't exist. Please use the correct URL."
+        elif channel in PUBLIC_CHANNELS:
+            if path != PUBLIC_PATH:
+                return "64001", f"This channel is moved to a new URL: {where}."
+        else:
+            return "60018", f"Wrong URL or {where} doesn't exist."
+        known = set(self.settings.symbols) | set(self.settings.extra_symbols)
+        known.update(i for _, i in self._streams)
+        if inst_id not in known:
+            return "60018", f"Wrong URL or {where} doesn't exist."
+        return None
+
+    def _attach(self, client: Client, key: tuple[str, str], subs: list[Client]) -> None:
+        subs.append(client)
+        client.streams.add(key)
+        stream = self._streams.get(key)
+        if stream is None:
+            return
+        k = self.settings.resend_on_resubscribe
+        if stream.ever_subscribed and k > 0 and len(subs) == 1:
+            per_frame = max(1, self.settings.trades_per_message) if key[0] == "trades" else 1
+            back = stream.rewind(math.ceil(k / per_frame))
+            self.counters["resent_frames"] += back
+        stream.ever_subscribed = True
+        self._pump.wake()
+
+    async def _error(self, client: Client, code: str, msg: str) -> None:
+        self.counters["errors"] += 1
+        with contextlib.suppress(ConnectionClosed):
+            await client.ws.send(wire.error(code, msg, client.conn_id))
+
+
+def _split(total: int | None, parts: int) -> list[int | None]:
+    if total is None:
+        return [None] * parts
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]

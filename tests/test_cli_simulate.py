@@ -1,0 +1,76 @@
+"""`tcpd simulate` as users and the benchmark run it: a separate process, stopped by a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+from websockets.asyncio.client import connect
+
+from cli.main import app
+from ingest.exchanges.okx import OkxAdapter
+from ingest.rows import TradeRow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_simulate_serves_trades_and_stops_on_sigint() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from cli.main import main; main()",
+        "simulate",
+        "--port",
+        "0",
+        "--symbols",
+        "BTC-USDT,ETH-USDT",
+        "--rate",
+        "0",
+        "--total",
+        "10",
+        "--trades-per-message",
+        "5",
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(20):
+            public = (await proc.stdout.readline()).decode().strip()
+            business = (await proc.stdout.readline()).decode().strip()
+        assert public.startswith("public_ws_url: ws://127.0.0.1:")
+        assert public.endswith("/ws/v5/public")
+        assert business == public.replace("public_ws_url", "business_ws_url").replace("public", "business")
+        adapter = OkxAdapter()
+        args = [{"channel": "trades", "instId": s} for s in ("BTC-USDT", "ETH-USDT")]
+        trades: list[TradeRow] = []
+        async with connect(public.split(" ", 1)[1]) as ws:
+            await ws.send(orjson.dumps({"op": "subscribe", "args": args}).decode())
+            async with asyncio.timeout(10):
+                while len(trades) < 10:
+                    trades += adapter.parse(await ws.recv(), store_raw_data=False).trades
+        assert sorted((t.symbol, int(t.trade_id)) for t in trades) == [
+            (s, i) for s in ("BTC-USDT", "ETH-USDT") for i in range(1, 6)
+        ]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(20):
+            _, err = await proc.communicate()
+    assert proc.returncode == 0
+    assert "stopped: " in err.decode()
+    assert "trades=10" in err.decode()
+
+
+def test_simulate_rejects_bad_options() -> None:
+    result = CliRunner().invoke(app, ["simulate", "--symbols", " , ", "--port", "0"])
+    assert result.exit_code == 2
+    assert "--symbols is empty" in result.output

@@ -1,0 +1,390 @@
+"""OkxAdapter.parse on recorded OKX v5 frames: exact values, unknown fields, malformed frames."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ingest.errors import FrameError
+from ingest.exchanges.base import ControlKind
+from ingest.exchanges.okx import OkxAdapter
+from ingest.model import DataType
+from ingest.rows import TradeRow
+
+OKX_DATA = Path(__file__).parent / "data" / "okx"  # see tests/data/README.md
+
+
+def frame_text(name: str) -> str:
+    """The recorded frame, exactly as stored (trailing newline removed)."""
+    return (OKX_DATA / name).read_text(encoding="utf-8").rstrip("\n")
+
+
+def frame_obj(name: str) -> dict[str, Any]:
+    """The recorded frame, parsed, for building variants."""
+    obj: dict[str, Any] = orjson.loads(frame_text(name))
+    return obj
+
+
+def dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+@pytest.fixture
+def okx() -> OkxAdapter:
+    return OkxAdapter()
+
+
+# -- data channels ------------------------------------------------------------------------
+
+
+def test_spot_trade_exact_values(okx: OkxAdapter) -> None:
+    result = okx.parse(frame_text("trades_spot.json"), store_raw_data=False)
+    assert result.control is None
+    assert result.market == []
+    assert result.trades == [
+        TradeRow(
+            exchange="okx",
+            symbol="BTC-USDT",
+            trade_id="1040968613",
+            price="64040.2",
+            size="0.00240857",
+            side="buy",
+            ts_ms=1786538760218,
+            raw_json=result.trades[0].raw_json,
+        )
+    ]
+    assert orjson.loads(result.trades[0].raw_json) == {
+        "instId": "BTC-USDT",
+        "tradeId": "1040968613",
+        "px": "64040.2",
+        "sz": "0.00240857",
+        "side": "buy",
+        "ts": "1786538760218",
+        "count": "2",
+        "source": "0",
+        "seqId": 79706765242,
+    }
+
+
+def test_swap_trade_with_raw_market_row(okx: OkxAdapter) -> None:
+    result = okx.parse(frame_text("trades_swap.json").encode(), store_raw_data=True)
+    (trade,) = result.trades
+    assert (trade.symbol, trade.trade_id, trade.price, trade.size, trade.side, trade.ts_ms) == (
+        "BTC-USDT-SWAP",
+        "2832749645",
+        "63913.4",
+        "34.95",
+        "sell",
+        1786540436090,
+    )
+    (raw,) = result.market
+    assert (raw.exchange, raw.symbol, raw.data_type, raw.ts_ms) == (
+        "okx",
+        "BTC-USDT-SWAP",
+        DataType.TRADE,
+        1786540436090,
+    )
+    assert orjson.loads(raw.data_json) == frame_obj("trades_swap.json")["data"][0]
+
+
+def test_many_trades_in_one_message_keep_order(okx: OkxAdapter) -> None:
+    frame = frame_obj("trades_spot.json")
+    first = frame["data"][0]
+    frame["data"] = [dict(first, tradeId=str(100 + i), px=f"6400{i}.5") for i in range(10)]
+    result = okx.parse(dumps(frame), store_raw_data=True)
+    assert [(t.trade_id, t.price) for t in result.trades] == [(str(100 + i), f"6400{i}.5") for i in range(10)]
+    assert [orjson.loads(m.data_json)["tradeId"] for m in result.market] == [str(100 + i) for i in range(10)]
+
+
+def test_spot_ticker(okx: OkxAdapter) -> None:
+    result = okx.parse(frame_text("tickers_spot.json"), store_raw_data=True)
+    assert result.trades == []
+    (row,) = result.market
+    assert (row.exchange, row.symbol, row.data_type, row.ts_ms) == (
+        "okx",
+        "BTC-USDT",
+        DataType.TICKER,
+        1786538789464,
+    )
+    data = orjson.loads(row.data_json)
+    assert data == frame_obj("tickers_spot.json")["data"][0]
+    assert (data["last"], data["bidPx"], data["askPx"], data["vol24h"]) == (
+        "64028.6",
+        "64028.6",
+        "64028.7",
+        "5874.19398956",
+    )
+
+
+def test_swap_ticker(okx: OkxAdapter) -> None:
+    (row,) = okx.parse(frame_text("tickers_swap.json"), store_raw_data=False).market
+    assert (row.symbol, row.ts_ms, orjson.loads(row.data_json)["last"]) == (
+        "BTC-USDT-SWAP",
+        1786540471710,
+        "63921",
+    )
+
+
+def test_books5_snapshot(okx: OkxAdapter) -> None:
+    (row,) = okx.parse(frame_text("books5_spot.json"), store_raw_data=False).market
+    assert (row.symbol, row.data_type, row.ts_ms) == ("BTC-USDT", DataType.ORDERBOOK, 1786538744703)
+    data = orjson.loads(row.data_json)
+    assert data["asks"][0] == ["64073.1", "1.07909367", "0", "8"]
+    assert data["bids"][4] == ["64071.9", "0.19905687", "0", "1"]
+    assert data["seqId"] == 79706756139
+    assert data == frame_obj("books5_spot.json")["data"][0]
+
+
+def test_books5_swap_snapshot(okx: OkxAdapter) -> None:
+    (row,) = okx.parse(frame_text("books5_swap.json"), store_raw_data=False).market
+    data = orjson.loads(row.data_json)
+    assert (row.symbol, row.ts_ms, data["bids"][1], len(data["asks"])) == (
+        "BTC-USDT-SWAP",
+        1786541241106,
+        ["63920.7", "0.34", "0", "2"],
+        5,
+    )
+
+
+def test_closed_candle_becomes_row_stamped_at_bucket_start(okx: OkxAdapter) -> None:
+    (row,) = okx.parse(frame_text("candle1m_spot_closed.derived.json"), store_raw_data=False).market
+    assert (row.symbol, row.data_type, row.ts_ms) == ("BTC-USDT", DataType.CANDLE, 1786538760000)
+    assert orjson.loads(row.data_json) == {
+        "interval": "1m",
+        "start_ms": 1786538760000,
+        "open": "64040.2",
+        "high": "64040.2",
+        "low": "64025.7",
+        "close": "64038.2",
+        "volume": "2.25101046",
+        "volume_ccy": "144148.787477696",
+        "volume_ccy_quote": "144148.787477696",
+    }
+
+
+def test_other_candle_interval_is_named_in_the_row(okx: OkxAdapter) -> None:
+    frame = frame_obj("candle1m_spot_closed.derived.json")
+    frame["arg"]["channel"] = "candle6Hutc"
+    (row,) = okx.parse(dumps(frame), store_raw_data=False).market
+    assert orjson.loads(row.data_json)["interval"] == "6Hutc"
+
+
+@pytest.mark.parametrize("name", ["candle1m_spot_unconfirmed.json", "candle1m_swap_before_ack.json"])
+def test_open_candles_are_ignored(okx: OkxAdapter, name: str) -> None:
+    result = okx.parse(frame_text(name), store_raw_data=True)
+    assert (result.trades, result.market, result.control) == ([], [], None)
+
+
+# -- control frames -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "detail"),
+    [
+        ("subscribe_ack_trades.json", ControlKind.SUBSCRIBED, "trades:BTC-USDT"),
+        ("subscribe_ack_candle1m.json", ControlKind.SUBSCRIBED, "candle1m:BTC-USDT-SWAP"),
+        (
+            "error_60018.handmade.json",
+            ControlKind.ERROR,
+            "60018: Wrong URL or channel:candle1m,instId:BTC-USDT doesn't exist. "
+            "Please use the correct URL, channel and parameters referring to API document.",
+        ),
+        (
+            "notice_64008.handmade.json",
+            ControlKind.RECONNECT_SOON,
+            "notice 64008: The connection will soon be closed for a service upgrade. Please reconnect.",
+        ),
+        ("pong.handmade.txt", ControlKind.PONG, "pong"),
+    ],
+)
+def test_control_frames(okx: OkxAdapter, name: str, kind: ControlKind, detail: str) -> None:
+    for frame in (frame_text(name), frame_text(name).encode()):
+        result = okx.parse(frame, store_raw_data=True)
+        assert (result.trades, result.market) == ([], [])
+        assert result.control is not None
+        assert (result.control.kind, result.control.detail) == (kind, detail)
+
+
+def test_other_notice_is_info(okx: OkxAdapter) -> None:
+    result = okx.parse('{"event":"notice","code":"12345","msg":"hello"}', store_raw_data=True)
+    assert result.control is not None
+    assert (result.control.kind, result.control.detail) == (ControlKind.INFO, "notice 12345: hello")
+
+
+def test_unsubscribe_and_unknown_events_are_info(okx: OkxAdapter) -> None:
+    unsub = okx.parse('{"event":"unsubscribe","arg":{"channel":"trades","instId":"X-Y"}}', True).control
+    other = okx.parse('{"event":"brand-new","connId":"1"}', True).control
+    assert unsub is not None
+    assert other is not None
+    assert (unsub.kind, unsub.detail) == (ControlKind.INFO, "unsubscribed trades:X-Y")
+    assert (other.kind, other.detail) == (ControlKind.INFO, "unhandled event 'brand-new'")
+
+
+# -- unknown fields -----------------------------------------------------------------------
+
+DATA_FIXTURES = [
+    "trades_spot.json",
+    "trades_swap.json",
+    "tickers_spot.json",
+    "books5_spot.json",
+    "candle1m_spot_closed.derived.json",
+]
+
+
+def _typed(result: Any) -> list[tuple[Any, ...]]:
+    """Rows without their verbatim JSON copy (which keeps every field by design)."""
+    trades = [(t.exchange, t.symbol, t.trade_id, t.price, t.size, t.side, t.ts_ms) for t in result.trades]
+    market = [(m.exchange, m.symbol, m.data_type, m.ts_ms) for m in result.market]
+    return [*trades, *market]
+
+
+@pytest.mark.parametrize("name", DATA_FIXTURES)
+def test_unknown_fields_are_ignored(okx: OkxAdapter, name: str) -> None:
+    plain = okx.parse(frame_text(name), store_raw_data=True)
+    frame = frame_obj(name)
+    frame["newTopLevel"] = {"x": [1, 2]}
+    frame["arg"]["uid"] = "77"
+    for item in frame["data"]:
+        if isinstance(item, dict):
+            item["brandNewField"] = "1.5"
+        else:
+            item.append("extra-candle-column")
+    extended = okx.parse(dumps(frame), store_raw_data=True)
+    assert _typed(extended) == _typed(plain)
+    assert _typed(plain)  # the fixture produced rows at all
+    if name.startswith("candle"):
+        assert extended.market[0].data_json == plain.market[0].data_json
+
+
+# -- malformed frames ---------------------------------------------------------------------
+
+
+def _trade(**changes: Any) -> str:
+    frame = frame_obj("trades_spot.json")
+    for key, value in changes.items():
+        if value is _DROP:
+            del frame["data"][0][key]
+        else:
+            frame["data"][0][key] = value
+    return dumps(frame)
+
+
+_DROP = object()
+
+
+def _edit(name: str, change: Callable[[dict[str, Any]], None]) -> str:
+    frame = copy.deepcopy(frame_obj(name))
+    change(frame)
+    return dumps(frame)
+
+
+NOT_DECIMAL = "must be a finite non-negative decimal string, got"
+NOT_MS = "must be integer milliseconds as a string of at most 14 digits, got"
+
+MALFORMED: list[tuple[str, str | bytes, str]] = [
+    ("bad json", '{"arg":{"channel":"trades"', "invalid JSON"),
+    ("bad utf8", b'{"event":"\xff"}', "invalid JSON"),
+    ("not an object", "[1, 2]", "frame is a JSON list, expected an object"),
+    ("neither", '{"code":"0"}', "frame has neither 'data' nor 'event'"),
+    ("event type", '{"event":7}', "field 'event' is not a string"),
+    ("no arg", '{"data":[]}', "data frame without an 'arg' object"),
+    ("no channel", '{"arg":{"instId":"BTC-USDT"},"data":[]}', "data frame without a string 'arg.channel'"),
+    (
+        "unknown channel",
+        _edit("trades_spot.json", lambda f: f["arg"].update(channel="trades-all")),
+        "unknown channel 'trades-all'",
+    ),
+    (
+        "data not list",
+        _edit("trades_spot.json", lambda f: f.update(data={"a": 1})),
+        "trades: 'data' is not a list",
+    ),
+    ("missing px", _trade(px=_DROP), "trades: missing field 'px'"),
+    ("missing tradeId", _trade(tradeId=_DROP), "trades: missing field 'tradeId'"),
+    (
+        "px not numeric",
+        _trade(px="abc"),
+        "trades: field 'px' must be a finite non-negative decimal string, got 'abc'",
+    ),
+    ("px NaN", _trade(px="NaN"), f"trades: field 'px' {NOT_DECIMAL} 'NaN'"),
+    (
+        "px infinity",
+        _trade(px="Infinity"),
+        "trades: field 'px' must be a finite non-negative decimal string, got 'Infinity'",
+    ),
+    ("px negative", _trade(px="-1"), f"trades: field 'px' {NOT_DECIMAL} '-1'"),
+    ("sz blank", _trade(sz=" 1"), f"trades: field 'sz' {NOT_DECIMAL} ' 1'"),
+    ("px too long", _trade(px="1" * 41), f"trades: field 'px' {NOT_DECIMAL} '{'1' * 36}..."),
+    ("px huge exponent", _trade(px="1e1000"), f"trades: field 'px' {NOT_DECIMAL} '1e1000'"),
+    ("ts too long", _trade(ts="1" * 15), f"trades: field 'ts' {NOT_MS} '{'1' * 15}'"),
+    ("px float", _trade(px=64040.2), "trades: field 'px' is not a string but float 64040.2"),
+    ("side", _trade(side="BUY"), "trades: field 'side' must be 'buy' or 'sell', got 'BUY'"),
+    ("ts letters", _trade(ts="17865x"), f"trades: field 'ts' {NOT_MS} '17865x'"),
+    ("ts int", _trade(ts=1786538760218), "trades: field 'ts' is not a string but int 1786538760218"),
+    ("ts unicode digits", _trade(ts="١٢٣"), f"trades: field 'ts' {NOT_MS} '١٢٣'"),
+    ("empty tradeId", _trade(tradeId=""), "trades: field 'tradeId' must be a non-empty string, got ''"),
+    (
+        "trade not object",
+        _edit("trades_spot.json", lambda f: f.update(data=[["1", "2"]])),
+        "trades: expected a JSON object, got list",
+    ),
+    (
+        "book price",
+        _edit("books5_spot.json", lambda f: f["data"][0]["asks"][2].__setitem__(0, "x")),
+        "books5: asks[2] price must be a finite non-negative decimal string, got 'x'",
+    ),
+    (
+        "book level",
+        _edit("books5_spot.json", lambda f: f["data"][0]["bids"].__setitem__(0, ["1"])),
+        "books5: bids[0] must be a [price, size, ...] list",
+    ),
+    ("book ts", _edit("books5_spot.json", lambda f: f["data"][0].pop("ts")), "books5: missing field 'ts'"),
+    (
+        "ticker last",
+        _edit("tickers_spot.json", lambda f: f["data"][0].update(last="")),
+        "tickers: field 'last' must be a finite non-negative decimal string, got ''",
+    ),
+    (
+        "ticker bid",
+        _edit("tickers_spot.json", lambda f: f["data"][0].update(bidPx="n/a")),
+        "tickers: field 'bidPx' must be a decimal string or empty, got 'n/a'",
+    ),
+    (
+        "candle short",
+        _edit("candle1m_spot_closed.derived.json", lambda f: f["data"][0].pop()),
+        "candle1m: expected a list of 9 values per candle",
+    ),
+    (
+        "candle confirm",
+        _edit("candle1m_spot_closed.derived.json", lambda f: f["data"][0].__setitem__(8, "2")),
+        "candle1m: confirm must be '0' or '1', got '2'",
+    ),
+    (
+        "candle close",
+        _edit("candle1m_spot_closed.derived.json", lambda f: f["data"][0].__setitem__(4, "1,5")),
+        "candle1m: close must be a finite non-negative decimal string, got '1,5'",
+    ),
+    (
+        "candle no instId",
+        _edit("candle1m_spot_closed.derived.json", lambda f: f["arg"].pop("instId")),
+        "candle1m: arg.instId is not a string but NoneType None",
+    ),
+]
+
+
+@pytest.mark.parametrize(("frame", "reason"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_frames_raise_frame_error(okx: OkxAdapter, frame: str | bytes, reason: str) -> None:
+    with pytest.raises(FrameError) as info:
+        okx.parse(frame, store_raw_data=True)
+    assert info.value.reason == reason
+
+
+def test_accepted_number_spellings(okx: OkxAdapter) -> None:
+    for px in ("0", "64040", "64040.", "0.5", ".5", "1e-8", "2.5E+3", "9" * 40 + "." + "9" * 40, "1e999"):
+        (trade,) = okx.parse(_trade(px=px), store_raw_data=False).trades
+        assert trade.price == px
