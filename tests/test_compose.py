@@ -1,0 +1,119 @@
+"""docker-compose.yml wiring: services, start order, secrets from .env, real tcpd commands."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = REPO / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def service(compose: dict[str, Any], name: str) -> dict[str, Any]:
+    services = compose["services"]
+    assert name in services, f"service {name!r} missing; has {sorted(services)}"
+    value = services[name]
+    assert isinstance(value, dict)
+    return value
+
+
+def command_words(svc: dict[str, Any]) -> list[str]:
+    cmd = svc["command"]
+    return shlex.split(cmd) if isinstance(cmd, str) else [str(part) for part in cmd]
+
+
+def env_files(svc: dict[str, Any]) -> list[str]:
+    files = svc.get("env_file", [])
+    files = [files] if isinstance(files, str) else files
+    return [f if isinstance(f, str) else f["path"] for f in files]
+
+
+def example_env() -> dict[str, str]:
+    pairs = {}
+    for line in (REPO / ".env.example").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def test_database_service(compose: dict[str, Any]) -> None:
+    db = service(compose, "timescaledb")
+    assert db["image"] == "timescale/timescaledb:latest-pg17"
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    volume = db["volumes"][0].split(":")[0]
+    assert volume in compose["volumes"], "the data volume must be a named volume"
+    assert ".env" in env_files(db)
+    for port in db.get("ports", []):
+        assert str(port).startswith("127.0.0.1:"), f"database port exposed beyond loopback: {port}"
+
+
+def test_start_order(compose: dict[str, Any]) -> None:
+    migrate = service(compose, "migrate")
+    ingester = service(compose, "ingester")
+    assert migrate["depends_on"]["timescaledb"]["condition"] == "service_healthy"
+    assert ingester["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert ingester["restart"] == "unless-stopped"
+    assert migrate.get("restart", "no") == "no", "a one-shot job must not be restarted"
+
+
+def test_secrets_come_from_the_env_file(compose: dict[str, Any]) -> None:
+    example = example_env()
+    for name in ("timescaledb", "migrate", "ingester"):
+        assert env_files(service(compose, name)) == [".env"]
+    for key in ("POSTGRES_PASSWORD", "TCPD_DATABASE_URL"):
+        assert key in example, f".env.example lacks {key}"
+    # no secret written into the compose file itself
+    text = COMPOSE.read_text(encoding="utf-8")
+    assert not re.search(r"(PASSWORD|DATABASE_URL)\s*[:=]\s*\S", text)
+    # the example holds placeholders only, and the real .env is never committed
+    assert "change-me" in example["POSTGRES_PASSWORD"]
+    assert example["POSTGRES_PASSWORD"] in example["TCPD_DATABASE_URL"]
+    assert "@timescaledb:" in example["TCPD_DATABASE_URL"]
+    ignored = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert ".env" in ignored
+
+
+def test_config_mounted_read_only_and_exists(compose: dict[str, Any]) -> None:
+    ingester = service(compose, "ingester")
+    assert "./config:/app/config:ro" in ingester["volumes"]
+    words = command_words(ingester)
+    config = Path(words[words.index("--config") + 1])
+    assert config.parent == Path("/app/config")
+    assert (REPO / "config" / config.name).is_file(), f"config/{config.name} is not in the repo"
+
+
+@pytest.mark.parametrize("name", ["migrate", "ingester"])
+def test_commands_are_real_tcpd_commands(compose: dict[str, Any], name: str) -> None:
+    from cli.main import app
+
+    words = command_words(service(compose, name))
+    assert words[0] == "tcpd"
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts["tcpd"] == "cli.main:main"
+    # the same arguments plus --help: typer exits 0 only if every command and option exists
+    result = CliRunner().invoke(app, [*words[1:], "--help"])
+    assert result.exit_code == 0, result.output
+
+
+def test_dockerfile_installs_the_package() -> None:
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert text.count("FROM ") == 1
+    assert "FROM python:3.11-slim" in text
+    assert re.search(r"pip install /src\b", text)
+    for folder in ("ingest", "cli", "sql"):
+        assert f"COPY {folder} " in text, f"Dockerfile does not copy {folder}/"
