@@ -1,0 +1,167 @@
+"""One batch of rows, split by table and formatted once as COPY data, and its transaction.
+
+A batch is written in one transaction: COPY straight into raw_trades, market_data and
+dead_letters, commit. If the trades COPY hits a unique violation (a duplicate), that
+transaction is rolled back and the batch is written again with trades going through the
+staging table and ON CONFLICT DO NOTHING (see ingest.storage.statements); the batch
+remembers this, so retries after an outage go that way too. The transaction id is read first
+and kept, so that when the connection dies around COMMIT the writer can ask the server
+(txid_status) whether the batch committed instead of guessing. That is what makes a retry
+of append-only market_data and dead_letters rows exactly-once, not just trades.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psycopg
+
+from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
+from ingest.storage.copy_format import dead_letters_copy, market_copy, trades_copy
+from ingest.storage.rejects import rejected
+from ingest.storage.statements import CREATE_STAGING, CURRENT_XID, XID_STATUS, Statements
+
+_ROW_TYPES = (TradeRow, MarketRow, DeadLetter)
+
+
+R = TypeVar("R", TradeRow, MarketRow, DeadLetter)
+
+
+def _formattable(
+    rows: list[R], fmt: Callable[[Sequence[R]], bytes], refused: list[DeadLetter]
+) -> tuple[bytes, int]:
+    """Format `rows` -> (COPY data, rows in it); rows whose text cannot be encoded go to `refused`."""
+    if not rows:
+        return b"", 0
+    try:
+        return fmt(rows), len(rows)
+    except UnicodeError:
+        good: list[R] = []
+        for row in rows:
+            try:
+                fmt([row])
+            except UnicodeError as exc:
+                refused.append(rejected(row, f"text is not valid UTF-8 ({type(exc).__name__})"))
+            else:
+                good.append(row)
+        return (fmt(good) if good else b""), len(good)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows taken from the queue together, with their COPY data built once for all tries."""
+
+    rows: list[Row]
+    trades: bytes = b""
+    market: bytes = b""
+    dead: bytes = b""
+    counts: dict[str, int] = field(default_factory=dict)
+    xid: int | None = None  # transaction id of the last try, outcome not yet known
+    dedupe: bool = False  # trades go through staging + ON CONFLICT (a duplicate was seen)
+    refused: list[DeadLetter] = field(default_factory=list)  # what cannot go in as given
+
+    @classmethod
+    def build(cls, rows: list[Row]) -> Batch:
+        """Split `rows` by type and format each part as COPY text.
+
+        Objects that are not rows, and rows whose text cannot be encoded, come back as
+        dead letters in `refused` (CopyWriter.put does not check types per row).
+        """
+        refused: list[DeadLetter] = []
+        trades = [r for r in rows if type(r) is TradeRow]
+        market: list[MarketRow] = []
+        dead: list[DeadLetter] = []
+        if len(trades) != len(rows):
+            market = [r for r in rows if type(r) is MarketRow]
+            dead = [r for r in rows if type(r) is DeadLetter]
+            if len(trades) + len(market) + len(dead) != len(rows):
+                refused += [
+                    rejected(r, f"not a row: {type(r).__name__}") for r in rows if type(r) not in _ROW_TYPES
+                ]
+        trade_data, n_trades = _formattable(trades, trades_copy, refused)
+        market_data, n_market = _formattable(market, market_copy, refused)
+        dead_data, n_dead = _formattable(dead, dead_letters_copy, refused)
+        return cls(
+            rows=rows,
+            trades=trade_data,
+            market=market_data,
+            dead=dead_data,
+            counts={"trades": n_trades, "market": n_market, "dead_letters": n_dead},
+            refused=refused,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one committed batch added: rows per target table and trades skipped as duplicates."""
+
+    raw_trades: int
+    market_data: int
+    dead_letters: int
+    duplicates: int
+
+
+# Connections whose staging tables exist; weak so a dropped connection is forgotten and
+# its replacement (possibly with the same backend pid) creates them again.
+_staged: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
+
+
+async def _ensure_staging(conn: psycopg.AsyncConnection[Any]) -> None:
+    if conn not in _staged:
+        await conn.execute(CREATE_STAGING)
+        await conn.commit()
+        _staged.add(conn)
+
+
+async def write_batch(conn: psycopg.AsyncConnection[Any], st: Statements, batch: Batch) -> Written:
+    """Write `batch` in one transaction on `conn` (not autocommit); return what was added."""
+    if not batch.dedupe:
+        try:
+            return await _transaction(conn, st, batch)
+        except psycopg.errors.UniqueViolation:
+            await conn.rollback()
+            batch.xid = None  # rolled back: certainly not committed
+            batch.dedupe = True
+    await _ensure_staging(conn)
+    return await _transaction(conn, st, batch)
+
+
+async def _transaction(conn: psycopg.AsyncConnection[Any], st: Statements, batch: Batch) -> Written:
+    async with conn.cursor() as cur:
+        await cur.execute(CURRENT_XID)
+        got = await cur.fetchone()
+        batch.xid = int(got[0]) if got else None
+        trades = batch.counts["trades"]
+        if batch.trades and batch.dedupe:
+            async with cur.copy(st.copy_trades_stage) as copy:
+                await copy.write(batch.trades)
+            await cur.execute(st.insert_trades_stage)
+            trades = cur.rowcount
+        elif batch.trades:
+            async with cur.copy(st.copy_trades) as copy:
+                await copy.write(batch.trades)
+        if batch.market:
+            async with cur.copy(st.copy_market) as copy:
+                await copy.write(batch.market)
+        if batch.dead:
+            async with cur.copy(st.copy_dead) as copy:
+                await copy.write(batch.dead)
+    await conn.commit()
+    batch.xid = None
+    c = batch.counts
+    return Written(trades, c["market"], c["dead_letters"], c["trades"] - trades)
+
+
+async def committed(conn: psycopg.AsyncConnection[Any], xid: int) -> bool | None:
+    """Did transaction `xid` commit? True, False (aborted or unknown), None (still running)."""
+    async with conn.cursor() as cur:
+        await cur.execute(XID_STATUS, (xid,))
+        got = await cur.fetchone()
+    await conn.rollback()
+    status = got[0] if got else None
+    if status == "in progress":
+        return None
+    return status == "committed"

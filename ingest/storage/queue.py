@@ -1,0 +1,120 @@
+"""A bounded queue of rows between collectors and the writer.
+
+Bounded by rows, not by put() calls: `put` waits while the rows held (queued plus
+taken-but-not-yet-committed) reach the capacity, so a slow database slows intake and
+memory stays bounded (at most capacity plus one put's rows). Nothing is ever dropped:
+rows leave only through `take` and are released only after they are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from ingest.errors import TcpdError
+from ingest.rows import Row
+
+
+class QueueClosedError(TcpdError):
+    """put() was called after the writer stopped accepting rows."""
+
+
+class RowQueue:
+    """Row-bounded FIFO with size-or-age batching for one consumer side.
+
+    Rows sit in one flat list (a put is an extend, a take one slice): per-row cost is
+    what matters at 100k+ rows/s. Age is tracked for the oldest row only; after a take
+    that leaves rows behind, their age is taken to be the old oldest's (conservative:
+    a batch may close early, never later than max_delay).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("queue capacity must be at least 1 row")
+        self.capacity = capacity
+        self._rows: list[Row] = []
+        self._oldest = 0.0  # monotonic time the oldest queued row arrived
+        self._held = 0  # rows queued + taken but not yet released (committed)
+        self._closed = False
+        self._has_room = asyncio.Event()
+        self._has_room.set()
+        self._changed = asyncio.Event()
+
+    @property
+    def queued(self) -> int:
+        """Rows waiting to be taken."""
+        return len(self._rows)
+
+    @property
+    def held(self) -> int:
+        """Rows queued or in flight (taken, not released): what counts against capacity."""
+        return self._held
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called: no more puts."""
+        return self._closed
+
+    def has_room(self) -> bool:
+        """True when put_nowait() may be called now."""
+        return self._held < self.capacity and not self._closed
+
+    def put_nowait(self, rows: Sequence[Row]) -> None:
+        """Queue `rows` without waiting; only call when has_room() (put() checks for you)."""
+        if not self._rows:
+            self._oldest = time.monotonic()
+        self._rows += rows
+        self._held += len(rows)
+        if not self._changed.is_set():
+            self._changed.set()
+
+    async def put(self, rows: Sequence[Row]) -> None:
+        """Queue `rows`, first waiting while the queue is at capacity."""
+        while self._held >= self.capacity and not self._closed:
+            self._has_room.clear()
+            await self._has_room.wait()
+        if self._closed:
+            raise QueueClosedError("the writer is stopping and accepts no more rows")
+        if rows:
+            self.put_nowait(rows)
+
+    def close(self) -> None:
+        """Refuse further puts; waiting putters get QueueClosedError; takes drain what is left."""
+        self._closed = True
+        self._has_room.set()
+        self._changed.set()
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest queued row has waited (0 when empty)."""
+        return time.monotonic() - self._oldest if self._rows else 0.0
+
+    async def take(self, max_rows: int, max_delay: float) -> list[Row]:
+        """Return up to max_rows rows once max_rows are queued or the oldest waited max_delay.
+
+        After close() the remaining rows are returned at once; an empty list then means
+        the queue is closed and drained.
+        """
+        while len(self._rows) < max_rows:
+            if self._closed:
+                break
+            self._changed.clear()
+            if not self._rows:
+                await self._changed.wait()
+                continue
+            wait = self._oldest + max_delay - time.monotonic()
+            if wait <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._changed.wait(), wait)
+            except TimeoutError:
+                break
+        batch = self._rows[:max_rows]
+        del self._rows[:max_rows]
+        return batch
+
+    def release(self, rows: int) -> None:
+        """Give back capacity for `rows` taken rows that are now committed."""
+        self._held -= rows
+        if self._held < self.capacity:
+            self._has_room.set()

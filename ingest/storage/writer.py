@@ -1,0 +1,341 @@
+"""CopyWriter: the bounded path from collectors' rows to committed rows in TimescaleDB.
+
+    collectors --put()--> RowQueue --take()--> workers --COPY/INSERT/COMMIT--> database
+
+- Batches close at batch_max_rows rows or when their oldest row waited batch_max_delay.
+- `concurrency` workers (default 2) each hold one pool connection while writing, so the
+  next batch is formatted and sent while the server still inserts the previous one.
+- A failed batch is kept and retried with jittered exponential backoff until it commits:
+  the queue behind it fills and put() waits (backpressure), nothing is dropped. Rows the
+  database rejects as bad data are isolated by bisection and dead-lettered.
+- stop(timeout) refuses new rows, drains the queue, closes the pool, and says loudly how
+  many rows it could not write if the timeout ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ingest.config.database import TableNames, WriterSettings
+from ingest.db.connection import make_pool
+from ingest.errors import DatabaseError, TcpdError
+from ingest.redact import redact_text
+from ingest.rows import Row
+from ingest.storage.batch import Batch, Written, committed, write_batch
+from ingest.storage.queue import RowQueue
+from ingest.storage.rejects import is_rejection, rejected
+from ingest.storage.retry import Backoff, is_bad_data, is_conflict
+from ingest.storage.statements import build_statements
+from ingest.storage.status import CollectorStatusRow, upsert_status
+
+logger = logging.getLogger(__name__)
+
+# After a batch with duplicates, this many batches go straight to the staging path.
+DEDUPE_AFTER_DUPLICATE = 10
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+
+
+class RowSink(Protocol):
+    """Where collectors hand their rows."""
+
+    async def put(self, rows: Sequence[Row]) -> None:
+        """Queue rows for writing; waits while the queue is full (backpressure)."""
+        ...
+
+
+class WriterStateError(TcpdError):
+    """The writer was used before start() or after stop()."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = redact_text(str(exc)).strip().replace("\n", " ")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class CopyWriter:
+    """Batched COPY writer with a bounded queue, retry through outages and a draining stop."""
+
+    def __init__(
+        self,
+        pool_or_conninfo: Pool | str,
+        tables: TableNames,
+        settings: WriterSettings,
+        *,
+        concurrency: int = 2,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._conninfo = pool_or_conninfo if isinstance(pool_or_conninfo, str) else None
+        self._pool: Pool | None = None if isinstance(pool_or_conninfo, str) else pool_or_conninfo
+        self._owns_pool = isinstance(pool_or_conninfo, str)
+        self._settings = settings
+        self._concurrency = concurrency
+        self._st = build_statements(tables)
+        self._tables = tables
+        self._queue = RowQueue(settings.queue_max_rows)
+        self._workers: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._stopped = False
+        self._paused = asyncio.Event()
+        self._paused.set()
+        self._written = {tables.raw_trades: 0, tables.market_data: 0, tables.dead_letters: 0}
+        self._duplicates = 0
+        self._dedupe_left = 0  # batches still to send through staging, see _write
+        self._rejected = 0
+        self._batches = 0
+        self._retries = 0
+        self._outage_since: float | None = None
+        self._last_error: str | None = None
+        self._last_flush: datetime | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the pool (without waiting for the database) and start the workers."""
+        if self._started:
+            raise WriterStateError("CopyWriter.start() called twice")
+        if self._pool is None:
+            assert self._conninfo is not None
+            self._pool = make_pool(
+                self._conninfo,
+                min_size=1,
+                max_size=self._concurrency + 1,
+                # A short wait for a connection: during an outage the retry loop, not
+                # the pool, decides when to try again.
+                timeout=2.0,
+                name="tcpd-writer",
+            )
+        if self._owns_pool:
+            # The pool's own reconnect backoff doubles up to reconnect_timeout (5 min by
+            # default), which after a long outage would delay recovery by as long again.
+            # Giving up sooner lets our retry loop's next getconn start a fresh attempt.
+            self._pool.reconnect_timeout = max(5.0, self._settings.retry_max_delay)
+            # Not waiting: a database that is down at start is an outage like any other.
+            await self._pool.open(wait=False)
+        self._started = True
+        for n in range(self._concurrency):
+            task = asyncio.create_task(self._work(), name=f"tcpd-writer-{n}")
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the shared contract
+        """Stop accepting rows, flush everything queued, close the pool (if ours).
+
+        Returns when everything is committed or `timeout` seconds passed; in the latter
+        case the rows not written are counted and logged as an error.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self._queue.close()
+        self._paused.set()
+        workers = set(self._workers)
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        lost = self._queue.held
+        if lost:
+            logger.error(
+                "writer stopped after %.1f s with %d rows NOT written (database: %s)",
+                timeout,
+                lost,
+                self._last_error or "no error seen",
+            )
+        if self._owns_pool and self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def unwritten(self) -> int:
+        """Rows accepted by put() and not committed (after stop: rows lost)."""
+        return self._queue.held
+
+    # -- intake --------------------------------------------------------------------------
+
+    async def put(self, rows: Sequence[Row]) -> None:
+        """Queue rows for writing; waits while the queue holds queue_max_rows rows."""
+        if not self._started:
+            raise WriterStateError("CopyWriter.put() before start()")
+        # Types are not checked per row here (that would cost as much as the queueing):
+        # Batch.build finds anything else and the worker dead-letters it.
+        queue = self._queue
+        if queue.has_room():  # the common case, without a second coroutine
+            queue.put_nowait(rows)
+        else:
+            await queue.put(rows)
+
+    def pause(self) -> None:
+        """Hold the workers before their next batch (maintenance and tests); put() still queues."""
+        self._paused.clear()
+
+    def resume(self) -> None:
+        """Let paused workers continue."""
+        self._paused.set()
+
+    # -- workers -------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        s = self._settings
+        while True:
+            await self._paused.wait()
+            rows = await self._queue.take(s.batch_max_rows, s.batch_max_delay)
+            if not rows:
+                return
+            # Cancelled (stop() ran out of time): the rows stay counted as held, so stop()
+            # reports them as not written.
+            await self._write(rows)
+            self._queue.release(len(rows))
+
+    async def _write(self, rows: list[Row]) -> None:
+        """Commit `rows`, retrying through outages; bad rows end up as dead letters."""
+        batch = Batch.build(rows)
+        if batch.refused:
+            logger.error("%d rows cannot be stored as given; dead-lettered", len(batch.refused))
+            self._rejected += len(batch.refused)
+            await self._write(list[Row](batch.refused))
+        if self._dedupe_left > 0:
+            # Duplicates came recently (a replay, a reconnect overlap): skip the direct
+            # COPY that would likely fail, go through staging at once.
+            self._dedupe_left -= 1
+            batch.dedupe = True
+        backoff = Backoff(self._settings.retry_initial_delay, self._settings.retry_max_delay)
+        pool = self._pool
+        assert pool is not None
+        stale_retry = True
+        while True:
+            conn: psycopg.AsyncConnection[Any] | None = None
+            attempt_started = time.monotonic()
+            try:
+                async with pool.connection() as conn:
+                    if batch.xid is not None:
+                        done = await committed(conn, batch.xid)
+                        if done is None:
+                            raise TcpdError("the previous try of this batch is still running")
+                        if done:
+                            logger.info("batch of %d rows had committed before the error", len(rows))
+                            self._count(
+                                Written(
+                                    batch.counts["trades"],
+                                    batch.counts["market"],
+                                    batch.counts["dead_letters"],
+                                    0,
+                                )
+                            )
+                            return
+                        batch.xid = None
+                    written = await write_batch(conn, self._st, batch)
+                self._count(written)
+                return
+            except Exception as exc:
+                if is_bad_data(exc):
+                    batch.xid = None  # the server aborted that transaction
+                    await self._isolate(rows, exc)
+                    return
+                if is_conflict(exc):
+                    self._retries += 1
+                    logger.info("batch conflicted with another transaction, retrying: %s", _describe(exc))
+                    await asyncio.sleep(backoff.next_delay())
+                    continue
+                if stale_retry and conn is not None and conn.closed:
+                    # A pooled connection the server cut while it sat idle (restart,
+                    # idle timeout): not an outage yet, try once more straight away.
+                    stale_retry = False
+                    self._retries += 1
+                    logger.debug("stale pooled connection, retrying: %s", _describe(exc))
+                    continue
+                self._retrying(exc, attempt_started)
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _isolate(self, rows: list[Row], exc: Exception) -> None:
+        """Split a batch the database refused until the bad rows are found; dead-letter them."""
+        reason = _describe(exc)
+        if len(rows) == 1:
+            row = rows[0]
+            self._rejected += 1
+            if is_rejection(row):
+                logger.error("dropping a dead letter the database refused: %s", reason)
+                return
+            logger.warning("row refused by the database, dead-lettered: %s", reason)
+            await self._write([rejected(row, f"refused by the database: {reason}")])
+            return
+        half = len(rows) // 2
+        await self._write(rows[:half])
+        await self._write(rows[half:])
+
+    def _count(self, written: Written) -> None:
+        if written.duplicates:
+            self._dedupe_left = DEDUPE_AFTER_DUPLICATE
+        t = self._tables
+        self._written[t.raw_trades] += written.raw_trades
+        self._written[t.market_data] += written.market_data
+        self._written[t.dead_letters] += written.dead_letters
+        self._duplicates += written.duplicates
+        self._batches += 1
+        self._last_flush = datetime.now(UTC)
+        if self._outage_since is not None:
+            logger.warning(
+                "database writes are back after %.1f s of outage; %d rows waiting",
+                time.monotonic() - self._outage_since,
+                self._queue.held,
+            )
+            self._outage_since = None
+
+    def _retrying(self, exc: BaseException, since: float) -> None:
+        self._retries += 1
+        self._last_error = _describe(exc)
+        if self._outage_since is None:
+            # From the start of the failed try: waiting for a connection is part of it.
+            self._outage_since = since
+            logger.error(
+                "database writes failing, keeping %d rows and retrying: %s",
+                self._queue.held,
+                self._last_error,
+            )
+
+    # -- status and health ---------------------------------------------------------------
+
+    async def write_status(self, rows: Sequence[CollectorStatusRow]) -> None:
+        """Upsert collector_status rows (one per collector) in one transaction.
+
+        Raises DatabaseError when the database is unreachable: status is refreshed
+        periodically, so the caller logs and tries again next time.
+        """
+        if not rows:
+            return
+        if self._pool is None or not self._started:
+            raise WriterStateError("CopyWriter.write_status() before start()")
+        try:
+            async with self._pool.connection() as conn:
+                await upsert_status(conn, self._st.upsert_status, rows)
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot write collector status: {_describe(exc)}") from None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and fill level for health reporting (no secrets: errors are redacted)."""
+        held = self._queue.held
+        capacity = self._queue.capacity
+        return {
+            "rows_written": dict(self._written),
+            "duplicates_skipped": self._duplicates,
+            "rows_rejected": self._rejected,
+            "batches": self._batches,
+            "retries": self._retries,
+            "queue_rows": held,
+            "queue_capacity": capacity,
+            "queue_fill": held / capacity,
+            "oldest_row_age": self._queue.oldest_age(),
+            "outage": self._outage_since is not None,
+            "last_error": self._last_error,
+            "last_flush_time": self._last_flush.isoformat() if self._last_flush else None,
+        }

@@ -1,0 +1,76 @@
+"""RowQueue: row-count bound, size-or-age batches, drain on close (no database needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ingest.rows import DeadLetter
+from ingest.storage.queue import QueueClosedError, RowQueue
+
+
+def rows(n: int, start: int = 0) -> list[DeadLetter]:
+    return [DeadLetter("x", i, "r", str(i)) for i in range(start, start + n)]
+
+
+async def test_take_returns_a_full_batch_at_once_in_order() -> None:
+    q = RowQueue(100)
+    await q.put(rows(3))
+    await q.put(rows(4, start=3))
+    started = time.monotonic()
+    batch = await q.take(5, max_delay=10)
+    assert time.monotonic() - started < 5  # did not wait for the delay
+    assert [r.received_ms for r in batch] == [0, 1, 2, 3, 4]
+    assert q.queued == 2
+    assert q.held == 7  # taken rows count until released
+
+
+async def test_take_waits_for_the_delay_when_the_batch_is_not_full() -> None:
+    q = RowQueue(100)
+    await q.put(rows(2))
+    started = time.monotonic()
+    batch = await q.take(1000, max_delay=0.2)
+    waited = time.monotonic() - started
+    assert len(batch) == 2
+    assert 0.15 <= waited < 5
+
+
+async def test_put_waits_while_full_and_resumes_on_release() -> None:
+    q = RowQueue(5)
+    await q.put(rows(5))
+    blocked = asyncio.create_task(q.put(rows(1, start=5)))
+    await asyncio.sleep(0.1)
+    assert not blocked.done()
+    batch = await q.take(5, max_delay=0)
+    await asyncio.sleep(0.1)
+    assert not blocked.done(), "taking alone must not free room: rows are held until committed"
+    q.release(len(batch))
+    await asyncio.wait_for(blocked, 5)
+    assert q.held == 1
+
+
+async def test_close_drains_then_signals_the_end() -> None:
+    q = RowQueue(10)
+    await q.put(rows(3))
+    q.close()
+    with pytest.raises(QueueClosedError):
+        await q.put(rows(1))
+    assert len(await q.take(100, max_delay=60)) == 3
+    assert await q.take(100, max_delay=60) == []
+
+
+async def test_close_wakes_a_waiting_putter_with_an_error() -> None:
+    q = RowQueue(1)
+    await q.put(rows(1))
+    blocked = asyncio.create_task(q.put(rows(1, start=1)))
+    await asyncio.sleep(0.05)
+    q.close()
+    with pytest.raises(QueueClosedError):
+        await asyncio.wait_for(blocked, 5)
+
+
+def test_capacity_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        RowQueue(0)
