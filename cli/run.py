@@ -1,6 +1,66 @@
-"""tcpd run: placeholder until its owner lands it."""
+"""tcpd run: collect from every exchange config given, into the database, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import DEFAULT_DATABASE_CONFIG, reporting_errors
+from ingest.config import (
+    DatabaseFile,
+    ExchangeFile,
+    LoggingFile,
+    load_database_file,
+    load_exchange_file,
+    load_logging_file,
+)
+from ingest.logsetup import configure_logging
+from ingest.service import IngestService
+
+DEFAULT_LOGGING_CONFIG = Path("config/logging.json")
 
 
-def run() -> None:
-    """Not built yet."""
-    raise SystemExit("tcpd run is not built yet")
+def run(
+    config: Annotated[
+        list[Path],
+        typer.Option("--config", help="Exchange config file (repeat for more exchanges).", dir_okay=False),
+    ],
+    database_config: Annotated[
+        Path,
+        typer.Option(
+            "--database-config",
+            help="Database config file; TCPD_DATABASE_URL overrides its URL.",
+            dir_okay=False,
+        ),
+    ] = DEFAULT_DATABASE_CONFIG,
+    logging_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--logging-config",
+            help="Logging config file (default: config/logging.json when it exists).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the collectors of every --config file until SIGINT/SIGTERM, then flush and exit."""
+    with reporting_errors():
+        if logging_config is None and DEFAULT_LOGGING_CONFIG.exists():
+            logging_config = DEFAULT_LOGGING_CONFIG
+        log_settings = load_logging_file(logging_config) if logging_config else LoggingFile()
+        database = load_database_file(database_config)
+        exchanges = [load_exchange_file(path) for path in config]
+        setup = configure_logging(log_settings)
+        try:
+            code = asyncio.run(_serve(database, exchanges))
+        finally:
+            setup.close()
+    raise typer.Exit(code)
+
+
+async def _serve(database: DatabaseFile, exchanges: list[ExchangeFile]) -> int:
+    # Built inside the running loop: the service creates asyncio objects.
+    service = IngestService(database, exchanges)
+    return await service.run()

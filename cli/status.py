@@ -1,6 +1,103 @@
-"""tcpd status: placeholder until its owner lands it."""
+"""tcpd status: show the collector_status table (what each running collector last reported)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import psycopg
+import typer
+from psycopg import sql
+from psycopg.rows import dict_row
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cli.common import DEFAULT_DATABASE_CONFIG, database_conninfo, load_database, reporting_errors
+from ingest.config import TableNames
+from ingest.config.secrets import DATABASE_URL_ENV
+from ingest.db.connection import connect_sync
+from ingest.errors import DatabaseError
+from ingest.redact import redact_text
+
+out = Console(highlight=False)
 
 
-def status() -> None:
-    """Not built yet."""
-    raise SystemExit("tcpd status is not built yet")
+def status(
+    database_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--database-config", help="Database config file (default: config/database.json).", dir_okay=False
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar=DATABASE_URL_ENV,
+            show_default=False,
+            help="Connection URL; overrides database.url in the config file.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Print every collector's last reported status and health."""
+    with reporting_errors():
+        conninfo = database_conninfo(database_config, database_url)
+        tables = TableNames()
+        if database_config is not None or DEFAULT_DATABASE_CONFIG.exists():
+            tables = load_database(database_config, database_url).tables
+        rows = read_status(conninfo, tables.collector_status)
+    if as_json:
+        typer.echo(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode())
+        return
+    out.print(render(rows))
+
+
+def read_status(conninfo: str, table: str) -> list[dict[str, Any]]:
+    """Every collector_status row, ordered by collector name."""
+    query = sql.SQL(
+        "SELECT collector, exchange, symbol, status, status_json, health_json, updated_at "
+        "FROM {} ORDER BY collector"
+    ).format(sql.Identifier(table))
+    with connect_sync(conninfo) as conn, conn.cursor(row_factory=dict_row) as cur:
+        try:
+            cur.execute(query)
+        except psycopg.Error as exc:
+            reason = redact_text(str(exc)).strip().splitlines()[0]
+            raise DatabaseError(
+                f"cannot read table {table!r}: {reason} (is the schema migrated? `tcpd db migrate`)"
+            ) from None
+        return [dict(row) for row in cur.fetchall()]
+
+
+def render(rows: list[dict[str, Any]]) -> Table:
+    """The status rows as a rich table (times in UTC); health issues in the caption."""
+    table = Table(title="Collectors")
+    for column in ("collector", "status", "ok", "rows", "errors", "reconn", "updated"):
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        stats = (row["status_json"] or {}).get("statistics", {})
+        health = row["health_json"] or {}
+        table.add_row(
+            row["collector"],
+            row["status"],
+            "[green]yes[/]" if health.get("is_healthy") else "[red]no[/]",
+            str(stats.get("rows_received", "")),
+            str(stats.get("errors", "")),
+            str(stats.get("reconnect_attempts", "")),
+            row["updated_at"].astimezone(UTC).strftime("%H:%M:%S"),
+        )
+    issues = [
+        f"{row['collector']}: {issue}"
+        for row in rows
+        for issue in (row["health_json"] or {}).get("issues", [])
+    ]
+    if issues:
+        table.caption = escape("\n".join(issues))
+        table.caption_justify = "left"
+    if not rows:
+        table.caption = "no collector has reported yet (is `tcpd run` running?)"
+    return table

@@ -1,0 +1,249 @@
+"""BaseDataCollector: lifecycle, statistics, health and callbacks shared by every collector.
+
+A subclass implements one coroutine, `_collect()`, that connects and reads until it is
+cancelled (and reconnects on its own). The base class owns three tasks per running
+collector: the collect task, the health task (restarts a collector that went silent)
+and the callback task. `stop()` cancels all three and waits for them, with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from typing import Any, Protocol, runtime_checkable
+
+from ingest.collector.callbacks import CallbackDispatcher, DataCallback
+from ingest.collector.params import CollectorParams
+from ingest.collector.stats import CollectorStatistics, health_issues, since, wall_iso
+from ingest.model import DataType, ExchangeCollectorConfig
+from ingest.redact import redact_text
+
+logger = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 10.0
+# A sink whose queue is at least this full is reported as backpressure in health issues.
+PRESSURE_RATIO = 0.8
+
+
+@runtime_checkable
+class ReportsStats(Protocol):
+    """What the collector reads from a sink to report backpressure (the CopyWriter has it)."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+def sink_pressure(sink: object) -> str | None:
+    """A health issue sentence when the sink's queue is nearly full, else None."""
+    if not isinstance(sink, ReportsStats):
+        return None
+    try:
+        stats = sink.stats()
+        rows = int(stats.get("queue_rows", 0))
+        capacity = int(stats.get("queue_capacity", 0))
+    except Exception:  # a sink's stats must never break a health check
+        logger.debug("sink stats unavailable", exc_info=True)
+        return None
+    if capacity > 0 and rows >= capacity * PRESSURE_RATIO:
+        return f"writer backpressure: queue {rows}/{capacity} rows ({100 * rows // capacity}% full)"
+    return None
+
+
+class BaseDataCollector(ABC):
+    """One collector: one exchange, one symbol, some data types. Start/stop explicitly."""
+
+    def __init__(self, config: ExchangeCollectorConfig, params: CollectorParams) -> None:
+        self.config = config
+        self.params = params
+        self.name = params.name
+        self.exchange = config.exchange
+        self.symbol = config.symbol
+        self.stats = CollectorStatistics()
+        self._status = "stopped"
+        self._should_run = False
+        self._callbacks = CallbackDispatcher(
+            self.name, params.buffer_size, params.callback_timeout, self.stats
+        )
+        self._collect_task: asyncio.Task[None] | None = None
+        self._aux_tasks: set[asyncio.Task[None]] = set()
+
+    # -- what subclasses provide -------------------------------------------------------
+    @abstractmethod
+    async def _collect(self) -> None:
+        """Connect, subscribe and read until cancelled; reconnect on failures."""
+
+    def _sink_for_health(self) -> object:
+        """The sink whose backpressure should appear in health issues (None: no sink)."""
+        return None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> bool:
+        """Start collecting in the background; True when running (or already running)."""
+        if self._collect_task is not None and not self._collect_task.done():
+            return True
+        self._should_run = True
+        self._status = "running"
+        self.stats.started_mono = time.monotonic()
+        self.stats.connected_mono = None
+        self._collect_task = asyncio.create_task(self._collect_guarded(), name=f"{self.name}-collect")
+        if not self._aux_tasks:
+            for coro, suffix in ((self._health_loop(), "health"), (self._callbacks.run(), "callbacks")):
+                task = asyncio.create_task(coro, name=f"{self.name}-{suffix}")
+                self._aux_tasks.add(task)
+                task.add_done_callback(self._aux_tasks.discard)
+        logger.info("%s: started (%s)", self.name, ", ".join(d.value for d in self.config.data_types))
+        return True
+
+    async def stop(self, force: bool = False) -> None:
+        """Stop reading and cancel every task; `force` skips the graceful close handshake."""
+        self._should_run = False
+        tasks = [t for t in (self._collect_task, *self._aux_tasks) if t is not None]
+        if not force:
+            await self._close_gracefully()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            if pending:
+                logger.error(
+                    "%s: %d task(s) did not stop within %.0fs", self.name, len(pending), STOP_TIMEOUT
+                )
+        self._collect_task = None
+        self._aux_tasks.clear()
+        self.stats.connected_mono = None
+        if self._status != "error":
+            self._status = "stopped"
+        logger.info(
+            "%s: stopped; messages_received=%d rows_received=%d errors=%d",
+            self.name,
+            self.stats.messages_received,
+            self.stats.rows_received,
+            self.stats.errors,
+        )
+
+    async def restart(self) -> bool:
+        """Stop, then start again; counts a restart."""
+        await self.stop()
+        self.stats.restarts += 1
+        self.stats.last_restart_mono = time.monotonic()
+        self._status = "stopped"
+        return await self.start()
+
+    async def _close_gracefully(self) -> None:  # noqa: B027 - optional hook
+        """Subclasses close their sockets politely here before tasks are cancelled."""
+
+    def add_data_callback(self, data_type: DataType, callback: DataCallback) -> None:
+        """Call `callback(MarketDataPoint)` for every row of `data_type`, off the hot path."""
+        self._callbacks.add(data_type, callback)
+
+    # -- state reported to subclasses ----------------------------------------------------
+    def _set_error(self, message: str) -> None:
+        self._status = "error"
+        self.stats.last_error = redact_text(message)
+        logger.error("%s: %s", self.name, self.stats.last_error)
+
+    async def _collect_guarded(self) -> None:
+        try:
+            await self._collect()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the last line of defence: report, never die silently
+            while isinstance(exc, ExceptionGroup) and exc.exceptions:
+                exc = exc.exceptions[0]
+            self.stats.errors += 1
+            self._set_error(f"collector failed: {type(exc).__name__}: {exc}")
+            logger.debug("%s: collect task failed", self.name, exc_info=True)
+
+    async def _restart_collect(self, reason: str) -> None:
+        """Replace the collect task (used by the health loop, which must survive it)."""
+        logger.warning("%s: restarting: %s", self.name, reason)
+        task = self._collect_task
+        if task is not None:
+            task.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the health loop itself is being cancelled: stop() runs
+            except TimeoutError:
+                logger.error("%s: old collect task ignored cancellation for %.0fs", self.name, STOP_TIMEOUT)
+        if not self._should_run:
+            return
+        self.stats.restarts += 1
+        self.stats.last_restart_mono = time.monotonic()
+        self.stats.started_mono = time.monotonic()
+        self.stats.connected_mono = None
+        self._status = "running"
+        self._collect_task = asyncio.create_task(self._collect_guarded(), name=f"{self.name}-collect")
+
+    async def _health_loop(self) -> None:
+        interval = min(self.config.health_check_interval, self.params.max_silence / 2)
+        while True:
+            await asyncio.sleep(interval)
+            if not self._should_run:
+                continue
+            now = time.monotonic()
+            task = self._collect_task
+            silent = since(self.stats.last_data_mono or self.stats.started_mono, now)
+            if task is None or task.done():
+                if self.config.auto_restart:
+                    await self._restart_collect("collect task ended")
+            elif silent is not None and silent > self.params.max_silence:
+                await self._restart_collect(
+                    f"no data for {silent:.1f}s (max_silence {self.params.max_silence:.1f}s)"
+                )
+
+    # -- reporting -----------------------------------------------------------------------
+    def _last_heartbeat(self) -> float | None:
+        """Any frame proves the connection alive, a pong included."""
+        marks = [m for m in (self.stats.last_heartbeat_mono, self.stats.last_message_mono) if m]
+        return max(marks) if marks else None
+
+    @property
+    def is_running(self) -> bool:
+        """True while the collect task is alive."""
+        return self._collect_task is not None and not self._collect_task.done()
+
+    def get_status(self) -> dict[str, Any]:
+        """The spec's status dictionary; JSON-serializable (stored in collector_status)."""
+        now = time.monotonic()
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "status": self._status,
+            "should_be_running": self._should_run,
+            "symbols": [self.symbol],
+            "data_types": [d.value for d in self.config.data_types],
+            "auto_restart": self.config.auto_restart,
+            "health": {
+                "time_since_heartbeat": since(self._last_heartbeat(), now),
+                "time_since_data": since(self.stats.last_data_mono, now),
+                "max_silence_duration": self.params.max_silence,
+            },
+            "statistics": self.stats.as_dict(now),
+        }
+
+    def get_health_status(self) -> dict[str, Any]:
+        """The spec's health dictionary: is_healthy plus the issues that make it unhealthy."""
+        now = time.monotonic()
+        issues = health_issues(
+            should_run=self._should_run,
+            is_running=self.is_running,
+            status=self._status,
+            stats=self.stats,
+            now=now,
+            max_silence=self.params.max_silence,
+            heartbeat_limit=self.params.ping_interval + self.params.pong_timeout,
+            sink_pressure=sink_pressure(self._sink_for_health()),
+        )
+        return {
+            "is_healthy": not issues,
+            "issues": issues,
+            "status": self._status,
+            "last_heartbeat": wall_iso(self._last_heartbeat()),
+            "last_data_received": wall_iso(self.stats.last_data_mono),
+            "should_be_running": self._should_run,
+            "is_running": self.is_running,
+        }

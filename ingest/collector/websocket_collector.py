@@ -1,0 +1,276 @@
+"""The generic WebSocket collector: drives any ExchangeAdapter, names no exchange.
+
+One connection per Subscription the adapter returns (OKX: public, plus business for
+candles). Each connection runs: connect -> send the subscribe frames -> read, where
+reading is `recv -> adapter.parse -> sink.put(rows)` and nothing else. A keepalive task
+per connection sends the adapter's text ping after `ping_interval` of silence (either
+direction) and aborts the connection if nothing at all (pong or data) arrives within
+`pong_timeout`.
+
+Reconnects use jittered exponential backoff from reconnect_delay capped at
+max_reconnect_delay. After `max_reconnect_attempts` consecutive failures the collector
+gives up (status "error") unless auto_restart is on, in which case it keeps trying at
+the capped delay. A connection that delivered frames resets the failure count and is
+re-opened at once when it drops; a RECONNECT_SOON notice re-opens it proactively.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ingest.collector.base import BaseDataCollector
+from ingest.collector.params import CollectorParams
+from ingest.collector.sink import RowSink
+from ingest.errors import ExchangeError, FrameError
+from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Subscription
+from ingest.model import ExchangeCollectorConfig
+from ingest.redact import redact_text
+from ingest.rows import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+OPEN_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 2.0
+# Frames websockets may buffer before it stops reading the socket; large enough that
+# a burst never pauses the TCP stream while the writer catches up.
+MAX_QUEUE = 4096
+_RECONNECT_SOON = "exchange announced a reconnect"
+
+
+@dataclass(slots=True, eq=False)
+class _Session:
+    """Per-connection clocks shared by the reader and its keepalive task."""
+
+    ws: ClientConnection
+    last_recv: float = field(default_factory=time.monotonic)
+    frames: int = 0
+    end_reason: str = ""
+
+
+class WebSocketCollector(BaseDataCollector):
+    """Collects one symbol from one exchange through the exchange's adapter."""
+
+    def __init__(
+        self,
+        config: ExchangeCollectorConfig,
+        params: CollectorParams,
+        adapter: ExchangeAdapter,
+        sink: RowSink,
+    ) -> None:
+        super().__init__(config, params)
+        self._adapter = adapter
+        self._sink = sink
+        # Pure computation (no I/O): fails early, with a ConfigError, on bad channels/URLs.
+        self.subscriptions: list[Subscription] = adapter.subscriptions(
+            config.symbol, config.data_types, params.channels, params.urls
+        )
+        self._sessions: set[_Session] = set()
+
+    def _sink_for_health(self) -> object:
+        return self._sink
+
+    async def _collect(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for sub in self.subscriptions:
+                group.create_task(self._connection_loop(sub))
+
+    async def _close_gracefully(self) -> None:
+        # Closing makes recv() end after the frames already buffered, so the readers
+        # finish their last put() and return on their own instead of being cancelled.
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.end_reason = "stopping"
+        if sessions:
+            closing = [asyncio.create_task(s.ws.close()) for s in sessions]
+            _done, pending = await asyncio.wait(closing, timeout=CLOSE_TIMEOUT * 2)
+            for unfinished in pending:
+                unfinished.cancel()
+        collect = self._collect_task
+        if collect is not None:
+            await asyncio.wait([collect], timeout=CLOSE_TIMEOUT * 2)
+
+    # -- one connection --------------------------------------------------------------------
+    def _backoff(self, failures: int) -> float:
+        base = self.params.reconnect_delay * float(2 ** min(failures - 1, 30))
+        return min(self.params.max_reconnect_delay, base) * (0.5 + random.random() / 2)
+
+    async def _connection_loop(self, sub: Subscription) -> None:
+        failures = 0
+        while self._should_run:
+            if failures:
+                self.stats.reconnect_attempts += 1
+                await asyncio.sleep(self._backoff(failures))
+            try:
+                ws = await connect(
+                    sub.url,
+                    ping_interval=None,  # the exchange's own text ping is used instead
+                    open_timeout=OPEN_TIMEOUT,
+                    close_timeout=CLOSE_TIMEOUT,
+                    max_queue=MAX_QUEUE,
+                )
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                failures += 1
+                self._connect_failed(sub.url, failures, exc)
+                continue
+            session = _Session(ws)
+            self._sessions.add(session)
+            try:
+                await self._session(session, sub)
+            finally:
+                self._sessions.discard(session)
+                with contextlib.suppress(Exception):
+                    await ws.close()
+                self.stats.connected_mono = None
+            if not self._should_run or session.end_reason == "stopping":
+                return
+            # A connection that delivered frames was healthy: reconnect at once.
+            failures = 0 if session.frames else failures + 1
+            logger.warning(
+                "%s: connection to %s ended (%s); reconnecting",
+                self.name,
+                sub.url,
+                session.end_reason or "closed",
+            )
+            if failures:
+                self._connect_failed(sub.url, failures, None)
+
+    def _connect_failed(self, url: str, failures: int, exc: BaseException | None) -> None:
+        detail = f"{type(exc).__name__}: {exc}" if exc is not None else "closed before any frame"
+        message = redact_text(f"connection to {url} failed ({failures} in a row): {detail}")
+        self.stats.errors += 1
+        self.stats.last_error = message
+        logger.warning("%s: %s", self.name, message)
+        if failures >= self.params.max_reconnect_attempts and not self.config.auto_restart:
+            raise ExchangeError(f"{self.name}: giving up after {failures} failed connections")
+
+    async def _session(self, session: _Session, sub: Subscription) -> None:
+        ws = session.ws
+        try:
+            for message in sub.messages:
+                await ws.send(message)
+        except ConnectionClosed as exc:
+            session.end_reason = f"closed while subscribing: {exc}"
+            return
+        self.stats.connected_mono = time.monotonic()
+        logger.info("%s: connected to %s, sent %d subscribe frame(s)", self.name, sub.url, len(sub.messages))
+        keepalive = asyncio.create_task(self._keepalive(session), name=f"{self.name}-keepalive")
+        try:
+            await self._read(session)
+        except ConnectionClosed as exc:
+            session.end_reason = session.end_reason or f"connection closed: {exc}"
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+
+    async def _keepalive(self, session: _Session) -> None:
+        # Ping after ping_interval without receiving anything, and also after ping_interval
+        # without sending anything: some servers (the OKX simulator among them) close a
+        # connection whose client stayed silent, even while they stream data to it.
+        interval, timeout = self.params.ping_interval, self.params.pong_timeout
+        ping = self._adapter.ping_text
+        last_sent = time.monotonic()
+        unanswered: float | None = None  # when the oldest ping still waiting for a frame went out
+        while True:
+            now = time.monotonic()
+            if unanswered is not None and session.last_recv >= unanswered:
+                unanswered = None
+            if unanswered is not None and now >= unanswered + timeout:
+                session.end_reason = f"nothing received within {timeout:.1f}s of a ping"
+                logger.warning("%s: %s; dropping the connection", self.name, session.end_reason)
+                session.ws.transport.abort()
+                return
+            # Receive silence calls for one ping (then its answer is awaited); send silence
+            # for one ping per interval.
+            due = last_sent + interval
+            if unanswered is None:
+                due = min(due, session.last_recv + interval)
+            if now >= due:
+                try:
+                    await session.ws.send(ping)
+                except ConnectionClosed:
+                    return
+                last_sent = now
+                unanswered = now if unanswered is None else unanswered
+                continue
+            wake = due if unanswered is None else min(due, unanswered + timeout)
+            await asyncio.sleep(wake - now)
+
+    async def _read(self, session: _Session) -> None:
+        """The hot loop: every line here runs once per frame."""
+        ws = session.ws
+        parse = self._adapter.parse
+        put = self._sink.put
+        store_raw = self.config.store_raw_data
+        stats = self.stats
+        callbacks = self._callbacks
+        monotonic = time.monotonic
+        while True:
+            # Bytes: orjson parses them directly, and bad UTF-8 becomes a dead letter
+            # instead of a protocol error that would drop the connection.
+            frame = await ws.recv(decode=False)
+            now = monotonic()
+            session.last_recv = now
+            session.frames += 1
+            stats.messages_received += 1
+            stats.last_message_mono = now
+            try:
+                result = parse(frame, store_raw)
+            except FrameError as exc:
+                await self._dead_letter(frame, exc.reason)
+                continue
+            stats.messages_processed += 1
+            trades = result.trades
+            market = result.market
+            if trades or market:
+                # One put per frame: with store_raw_data a trade frame yields both kinds.
+                rows = trades + market if trades and market else trades or market
+                stats.rows_received += len(rows)
+                stats.last_data_mono = now
+                try:
+                    await put(rows)
+                except asyncio.CancelledError:
+                    # Only a forced stop cancels a reader waiting on a full writer queue:
+                    # say loudly what was received and never handed over.
+                    stats.rows_lost += len(rows)
+                    logger.error(
+                        "%s: %d received rows not handed to the writer (stop timed out)", self.name, len(rows)
+                    )
+                    raise
+                if callbacks.wanted:
+                    callbacks.offer(r for r in rows if callbacks.accepts(r))
+            if result.control is not None and self._on_control(result.control, now):
+                session.end_reason = _RECONNECT_SOON
+                return
+
+    def _on_control(self, control: Control, now: float) -> bool:
+        """Act on a control frame; True means: close this connection and reconnect now."""
+        kind = control.kind
+        if kind is ControlKind.PONG:
+            self.stats.last_heartbeat_mono = now
+        elif kind is ControlKind.SUBSCRIBED:
+            logger.info("%s: subscribed: %s", self.name, control.detail)
+        elif kind is ControlKind.ERROR:
+            self.stats.errors += 1
+            self._set_error(f"exchange error: {control.detail}")
+        elif kind is ControlKind.RECONNECT_SOON:
+            logger.info("%s: %s: %s", self.name, _RECONNECT_SOON, control.detail)
+            return True
+        else:
+            logger.debug("%s: exchange info: %s", self.name, control.detail)
+        return False
+
+    async def _dead_letter(self, frame: str | bytes, reason: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"unparsable frame: {reason}"
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        logger.debug("%s: dead-lettering a frame: %s", self.name, reason)
+        await self._sink.put([DeadLetter(self._adapter.name, int(time.time() * 1000), reason, text)])
