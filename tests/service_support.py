@@ -96,7 +96,14 @@ class Service:
         assert self.proc is not None
         if self.proc.returncode is None:
             self.proc.send_signal(sig)
-        return await asyncio.wait_for(self.proc.wait(), within)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), within)
+        except TimeoutError:
+            self.kill()
+            await self.proc.wait()
+            raise AssertionError(
+                f"tcpd run did not exit within {within:.0f}s of signal {sig}; its output:\n{self.output()}"
+            ) from None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:

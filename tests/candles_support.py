@@ -1,0 +1,192 @@
+"""Shared by the candle tests: trade generator, loader, the independent Python reference.
+
+The reference is written from the spec, not from the SQL: a trade at t belongs to the
+interval [floor(t / width) * width, + width) in UTC, the candle is stamped with the interval's
+end, open/close are the prices of the first/last trade ordered by ("timestamp", id).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, localcontext
+from typing import Any
+
+import psycopg
+
+from ingest.db.connection import connect_sync
+
+TIMEFRAMES: dict[str, timedelta] = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "1d": timedelta(days=1),
+}
+COLUMNS = (
+    "exchange, symbol, bucket_start, ts, open, high, low, close, volume, quote_volume, trade_count, vwap"
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    id: int
+    exchange: str
+    symbol: str
+    trade_id: str
+    price: Decimal
+    size: Decimal
+    ts: datetime
+
+
+Key = tuple[str, str, datetime]
+Candle = dict[str, Any]
+
+
+def generate_trades(
+    rng: random.Random, start: datetime, span: timedelta, *, count: int, first_id: int = 1
+) -> list[Trade]:
+    """Trades spread over [start, start + span), with the cases that break naive candles:
+    trades exactly on bucket boundaries of every width, groups sharing one timestamp with
+    different prices, empty minutes, and ids that do not follow time order."""
+    pairs = [("okx", "BTC-USDT"), ("okx", "ETH-USDT"), ("binance", "BTC-USDT")]
+    times: list[datetime] = []
+    span_ms = int(span.total_seconds() * 1000)
+    for _ in range(count):
+        times.append(start + timedelta(milliseconds=rng.randrange(span_ms)))
+    for width in TIMEFRAMES.values():
+        boundary = start + width
+        while boundary < start + span:
+            times.extend([boundary] * rng.randint(1, 3))  # on the boundary, some sharing it
+            boundary += width * rng.randint(1, 7)
+    trades: list[Trade] = []
+    ids = list(range(first_id, first_id + len(times) * 2))
+    rng.shuffle(ids)  # id order unrelated to time order, so the tie rule is really exercised
+    for n, ts in enumerate(times):
+        repeat = 3 if rng.random() < 0.05 else 1  # same timestamp, different prices and ids
+        exchange, symbol = rng.choice(pairs)
+        for r in range(repeat):
+            price = Decimal(rng.randint(1, 9_000_000)) / Decimal(10 ** rng.randint(0, 8))
+            size = Decimal(rng.randint(1, 10**9)) / Decimal(10 ** rng.randint(2, 8))
+            trade_id = f"t{n}-{r}"
+            row_id = ids.pop()
+            if rng.random() < 0.02:  # explicit negative ids exist too: the whole bigint range
+                row_id = -9 * 10**18 - row_id
+            trades.append(Trade(row_id, exchange, symbol, trade_id, price, size, ts))
+    return trades
+
+
+def load_trades(conn: psycopg.Connection[Any], trades: Iterable[Trade]) -> None:
+    """COPY the trades into raw_trades with their explicit ids."""
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            'COPY raw_trades (id, exchange, symbol, trade_id, price, size, side, "timestamp") FROM STDIN'
+        ) as copy,
+    ):
+        for t in trades:
+            copy.write_row((t.id, t.exchange, t.symbol, t.trade_id, t.price, t.size, "buy", t.ts))
+
+
+def bucket_of(ts: datetime, width: timedelta) -> datetime:
+    """UTC-aligned bucket start: every width here divides a day, so the epoch is an origin."""
+    step = int(width.total_seconds() * 1_000_000)
+    micros = (ts - EPOCH) // timedelta(microseconds=1)
+    return EPOCH + timedelta(microseconds=micros - micros % step)
+
+
+def reference_candles(trades: Sequence[Trade], width: timedelta, now: datetime) -> dict[Key, Candle]:
+    """OHLCV per (exchange, symbol, interval) from the trades, only intervals closed at `now`."""
+    groups: dict[Key, list[Trade]] = {}
+    for t in trades:
+        groups.setdefault((t.exchange, t.symbol, bucket_of(t.ts, width)), []).append(t)
+    out: dict[Key, Candle] = {}
+    with localcontext() as ctx:
+        ctx.prec = 200  # exact: numeric sums never round
+        for key, group in groups.items():
+            end = key[2] + width
+            if end > now:
+                continue
+            group.sort(key=lambda t: (t.ts, t.id))
+            volume = sum((t.size for t in group), Decimal(0))
+            quote = sum((t.price * t.size for t in group), Decimal(0))
+            out[key] = {
+                "ts": end,
+                "open": group[0].price,
+                "high": max(t.price for t in group),
+                "low": min(t.price for t in group),
+                "close": group[-1].price,
+                "volume": volume,
+                "quote_volume": quote,
+                "trade_count": len(group),
+                "vwap": quote / volume if volume else None,
+            }
+    return out
+
+
+def fetch_view(conn: psycopg.Connection[Any], relation: str) -> dict[Key, Candle]:
+    """Every row of a candles view (name from this module's constants, never user input)."""
+    rows = conn.execute(f"SELECT {COLUMNS} FROM {relation}").fetchall()
+    out: dict[Key, Candle] = {}
+    for row in rows:
+        key = (row[0], row[1], row[2])
+        assert key not in out, f"{relation}: duplicate candle {key}"
+        out[key] = dict(zip(COLUMNS.split(", ")[3:], row[3:], strict=True))
+    return out
+
+
+def assert_matches(actual: dict[Key, Candle], expected: dict[Key, Candle], label: str) -> None:
+    """Exact equality of every field (vwap: division rounds, so 1e-12 relative)."""
+    assert actual.keys() == expected.keys(), (
+        f"{label}: missing {sorted(expected.keys() - actual.keys())[:5]}, "
+        f"unexpected {sorted(actual.keys() - expected.keys())[:5]}"
+    )
+    for key, want in expected.items():
+        got = actual[key]
+        for field in ("ts", "open", "high", "low", "close", "volume", "quote_volume", "trade_count"):
+            assert got[field] == want[field], f"{label} {key} {field}: {got[field]} != {want[field]}"
+        if want["vwap"] is None:
+            assert got["vwap"] is None
+        else:
+            assert abs(got["vwap"] - want["vwap"]) <= abs(want["vwap"]) * Decimal("1e-12"), (
+                f"{label} {key} vwap: {got['vwap']} != {want['vwap']}"
+            )
+
+
+def db_now(conn: psycopg.Connection[Any]) -> datetime:
+    row = conn.execute("SELECT now()").fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def assert_all_views(conn: psycopg.Connection[Any], trades: Sequence[Trade], schema: str = "") -> None:
+    """Every candles view equals the reference, read in one transaction (one now())."""
+    with conn.transaction():
+        now = db_now(conn)
+        for tf, width in TIMEFRAMES.items():
+            expected = reference_candles(trades, width, now)
+            assert expected, f"test data gives no {tf} candle"
+            assert_matches(fetch_view(conn, f"{schema}candles_{tf}"), expected, f"candles_{tf}")
+
+
+def refresh_all(conn: psycopg.Connection[Any], start: datetime, end: datetime) -> None:
+    """Materialize every timeframe over [start, end), finest first (coarser ones read it)."""
+    for tf in TIMEFRAMES:
+        conn.execute(
+            "CALL refresh_continuous_aggregate(%s::REGCLASS, %s::TIMESTAMPTZ, %s::TIMESTAMPTZ)",
+            (f"candles_{tf}_agg", start, end),
+        )
+
+
+def open_autocommit(dsn: str) -> psycopg.Connection[Any]:
+    return connect_sync(dsn, autocommit=True)
+
+
+# A fixed past window, day-aligned plus an offset, so every interval is closed and 1d/4h
+# buckets are both complete and partial at the edges.
+PAST_START = datetime(2025, 3, 8, 21, 0, tzinfo=UTC)
+PAST_SPAN = timedelta(days=2, hours=7)
