@@ -24,7 +24,7 @@ class TradeRow(NamedTuple):
     size: str
     side: str  # "buy" or "sell", the taker side
     ts_ms: int
-    raw_json: bytes  # the exchange's trade object, as JSON
+    raw_json: bytes  # the exchange's trade object as JSON; b"" when raw data is not stored (NULL)
 
 
 class MarketRow(NamedTuple):

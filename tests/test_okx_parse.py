@@ -42,10 +42,18 @@ def okx() -> OkxAdapter:
 # -- data channels ------------------------------------------------------------------------
 
 
-def test_spot_trade_exact_values(okx: OkxAdapter) -> None:
+def test_spot_trade_without_raw_data_keeps_no_raw_object(okx: OkxAdapter) -> None:
     result = okx.parse(frame_text("trades_spot.json"), store_raw_data=False)
-    assert result.control is None
     assert result.market == []
+    assert result.trades == [
+        TradeRow("okx", "BTC-USDT", "1040968613", "64040.2", "0.00240857", "buy", 1786538760218, b"")
+    ]
+
+
+def test_spot_trade_exact_values(okx: OkxAdapter) -> None:
+    result = okx.parse(frame_text("trades_spot.json"), store_raw_data=True)
+    assert result.control is None
+    assert len(result.market) == 1
     assert result.trades == [
         TradeRow(
             exchange="okx",
