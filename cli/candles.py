@@ -20,8 +20,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import database_conninfo, reporting_errors
-from ingest.config.secrets import DATABASE_URL_ENV
+from cli.common import DatabaseConfigOption, DatabaseUrlOption, database_conninfo, reporting_errors
 from ingest.db.connection import connect_sync
 from ingest.db.edition import read_server_info
 from ingest.errors import DatabaseError, TcpdError
@@ -80,20 +79,6 @@ COLUMNS = (
     "vwap",
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="Database config file [default: config/database.json].", dir_okay=False),
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar=DATABASE_URL_ENV,
-        show_default=False,
-        help="Connection URL; overrides database.url in the config file.",
-    ),
-]
 
 
 def _console() -> Console:
@@ -165,8 +150,8 @@ def show(
     timeframe: Annotated[Timeframe, typer.Option("--timeframe", help="Candle width.")] = Timeframe.M1,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Latest N candles.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    config: ConfigOption = None,
-    database_url: UrlOption = None,
+    config: DatabaseConfigOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Print the latest closed candles of one pair (stamped with the end of their interval)."""
     with reporting_errors(), _connect(config, database_url) as conn:
@@ -251,10 +236,10 @@ def refresh(
     to: Annotated[str, typer.Option("--to", help="End, exclusive (ISO 8601); capped at now.")],
     timeframe: Annotated[
         Timeframe | None,
-        typer.Option("--timeframe", help="Refresh this one and every coarser one [default: all]."),
+        typer.Option("--timeframe", help="Refresh this one and every coarser one (default: all)."),
     ] = None,
-    config: ConfigOption = None,
-    database_url: UrlOption = None,
+    config: DatabaseConfigOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Recompute candles over a window now, e.g. after a backfill older than the policy windows."""
     with reporting_errors():
@@ -289,7 +274,7 @@ def refresh(
 
 
 @policy_app.command("show")
-def policy_show(config: ConfigOption = None, database_url: UrlOption = None) -> None:
+def policy_show(config: DatabaseConfigOption = None, database_url: DatabaseUrlOption = None) -> None:
     """List refresh, compression and retention policies (change them with the tcpd_set_* SQL
     functions described in docs/candles.md)."""
     with reporting_errors(), _connect(config, database_url) as conn:
@@ -350,7 +335,7 @@ def _interval(text: str) -> str | None:
 
 @policy_app.command("raw-retention")
 def policy_raw_retention(
-    keep: IntervalArg, config: ConfigOption = None, database_url: UrlOption = None
+    keep: IntervalArg, config: DatabaseConfigOption = None, database_url: DatabaseUrlOption = None
 ) -> None:
     """Keep raw_trades and market_data for KEEP (default 2 years), or 'never' drop them."""
     _call_setter(config, database_url, "tcpd_set_raw_retention", (_interval(keep),))
@@ -358,7 +343,7 @@ def policy_raw_retention(
 
 @policy_app.command("compress-after")
 def policy_compress_after(
-    after: IntervalArg, config: ConfigOption = None, database_url: UrlOption = None
+    after: IntervalArg, config: DatabaseConfigOption = None, database_url: DatabaseUrlOption = None
 ) -> None:
     """Compress raw_trades and market_data chunks older than AFTER (default 7 days), or 'never'."""
     _call_setter(config, database_url, "tcpd_set_compress_after", (_interval(after),))
@@ -368,8 +353,8 @@ def policy_compress_after(
 def policy_candle_retention(
     timeframe: Annotated[Timeframe, typer.Argument(help="Candle width.")],
     keep: IntervalArg,
-    config: ConfigOption = None,
-    database_url: UrlOption = None,
+    config: DatabaseConfigOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Keep candles of TIMEFRAME for KEEP, or 'never' drop them (the default)."""
     _call_setter(config, database_url, "tcpd_set_candle_retention", (timeframe.value, _interval(keep)))
@@ -381,8 +366,8 @@ def policy_refresh(
     start_offset: Annotated[str, typer.Option("--start-offset", help="How far back to look.")],
     end_offset: Annotated[str, typer.Option("--end-offset", help="Wait after an interval closes.")],
     schedule: Annotated[str, typer.Option("--schedule", help="How often the policy runs.")],
-    config: ConfigOption = None,
-    database_url: UrlOption = None,
+    config: DatabaseConfigOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Change the refresh policy of one timeframe (defaults in docs/candles.md)."""
     _call_setter(

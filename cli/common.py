@@ -1,4 +1,4 @@
-"""Helpers shared by the command groups: loading configs and reporting errors.
+"""Helpers shared by the command groups: database options, loading configs, reporting errors.
 
 Every command body runs inside `reporting_errors()`: a TcpdError becomes one red message
 on stderr (secrets masked) and exit code 2 for config errors, 1 for anything else; never
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from ingest.config import DatabaseFile, DatabaseSettings, load_database_file
 from ingest.config.errors import from_validation_error
+from ingest.config.secrets import DATABASE_URL_ENV
 from ingest.errors import ConfigError, TcpdError
 from ingest.redact import redact_text
 
@@ -27,6 +28,20 @@ CONFIG_EXIT = 2
 ERROR_EXIT = 1
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DatabaseConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Database config file (default: config/database.json).", dir_okay=False),
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar=DATABASE_URL_ENV,
+        show_default=False,
+        help="Connection URL; overrides database.url in the config file.",
+    ),
+]
 
 
 def fail(error: TcpdError) -> NoReturn:

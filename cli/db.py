@@ -10,30 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import database_conninfo, reporting_errors
-from ingest.config.secrets import DATABASE_URL_ENV
+from cli.common import DatabaseConfigOption, DatabaseUrlOption, database_conninfo, reporting_errors
 from ingest.db import migrations
 
 app = typer.Typer(help="Database schema: migrate, verify, status.", no_args_is_help=True)
 out = Console(highlight=False)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Database config file [default: config/database.json].",
-        dir_okay=False,
-    ),
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar=DATABASE_URL_ENV,
-        help="Connection URL; overrides database.url in the config file.",
-        show_default=False,
-    ),
-]
 SqlDirOption = Annotated[
     Path | None,
     typer.Option("--sql-dir", help="Migrations folder (default: the packaged sql/).", file_okay=False),
@@ -42,8 +24,8 @@ SqlDirOption = Annotated[
 
 @app.command("migrate")
 def migrate_command(
-    config: ConfigOption = None,
-    database_url: UrlOption = None,
+    config: DatabaseConfigOption = None,
+    database_url: DatabaseUrlOption = None,
     sql_dir: SqlDirOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be applied.")] = False,
 ) -> None:
@@ -61,8 +43,8 @@ def migrate_command(
 
 @app.command("verify")
 def verify_command(
-    config: ConfigOption = None,
-    database_url: UrlOption = None,
+    config: DatabaseConfigOption = None,
+    database_url: DatabaseUrlOption = None,
     sql_dir: SqlDirOption = None,
 ) -> None:
     """Check that applied migrations match the files (exit 1 when they do not)."""
@@ -79,8 +61,8 @@ def verify_command(
 
 @app.command("status")
 def status_command(
-    config: ConfigOption = None,
-    database_url: UrlOption = None,
+    config: DatabaseConfigOption = None,
+    database_url: DatabaseUrlOption = None,
     sql_dir: SqlDirOption = None,
 ) -> None:
     """Show server and TimescaleDB versions, the edition, applied and pending migrations."""

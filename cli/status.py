@@ -15,9 +15,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import DEFAULT_DATABASE_CONFIG, database_conninfo, load_database, reporting_errors
+from cli.common import (
+    DEFAULT_DATABASE_CONFIG,
+    DatabaseUrlOption,
+    database_conninfo,
+    load_database,
+    reporting_errors,
+)
 from ingest.config import TableNames
-from ingest.config.secrets import DATABASE_URL_ENV
 from ingest.db.connection import connect_sync
 from ingest.errors import DatabaseError
 from ingest.redact import redact_text
@@ -32,15 +37,7 @@ def status(
             "--database-config", help="Database config file (default: config/database.json).", dir_okay=False
         ),
     ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar=DATABASE_URL_ENV,
-            show_default=False,
-            help="Connection URL; overrides database.url in the config file.",
-        ),
-    ] = None,
+    database_url: DatabaseUrlOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
     """Print every collector's last reported status and health."""

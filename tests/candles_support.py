@@ -16,16 +16,12 @@ from typing import Any
 
 import psycopg
 
+from cli.candles import Timeframe
 from ingest.db.connection import connect_sync
 
-TIMEFRAMES: dict[str, timedelta] = {
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "4h": timedelta(hours=4),
-    "1d": timedelta(days=1),
-}
+# The CLI's timeframes and widths: the views are checked against them, so a width the CLI
+# and the SQL disagree on fails here.
+TIMEFRAMES: dict[str, timedelta] = {tf.value: tf.width for tf in Timeframe}
 COLUMNS = (
     "exchange, symbol, bucket_start, ts, open, high, low, close, volume, quote_volume, trade_count, vwap"
 )

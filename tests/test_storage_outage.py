@@ -13,19 +13,15 @@ import pytest
 
 from ingest.model import DataType
 from ingest.rows import MarketRow, Row, TradeRow
-
-if __package__:
-    from .storage_support import T0_MS, count, expected_trades, make_writer, read_trades, trade, wait_until
-else:
-    from storage_support import (  # type: ignore[no-redef]
-        T0_MS,
-        count,
-        expected_trades,
-        make_writer,
-        read_trades,
-        trade,
-        wait_until,
-    )
+from tests.storage_support import (
+    T0_MS,
+    count,
+    expected_trades,
+    make_writer,
+    read_trades,
+    trade,
+    wait_until,
+)
 
 
 async def test_rows_survive_a_server_restart_exactly_once(

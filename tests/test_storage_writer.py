@@ -14,27 +14,15 @@ import pytest
 from ingest.model import DataType
 from ingest.rows import DeadLetter, MarketRow, TradeRow
 from ingest.storage import CollectorStatusRow, QueueClosedError
-
-if __package__:
-    from .storage_support import (
-        T0_MS,
-        count,
-        expected_trades,
-        make_writer,
-        read_trades,
-        trade,
-        wait_until,
-    )
-else:
-    from storage_support import (  # type: ignore[no-redef]
-        T0_MS,
-        count,
-        expected_trades,
-        make_writer,
-        read_trades,
-        trade,
-        wait_until,
-    )
+from tests.storage_support import (
+    T0_MS,
+    count,
+    expected_trades,
+    make_writer,
+    read_trades,
+    trade,
+    wait_until,
+)
 
 
 async def test_rows_round_trip_value_for_value(migrated_db_dsn: str) -> None:

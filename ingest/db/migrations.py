@@ -147,16 +147,7 @@ def _apply(conn: psycopg.Connection[Any], migration: Migration, file: MigrationF
         try:
             with conn.transaction():
                 conn.execute(script)
-                elapsed = (time.perf_counter() - started) * 1000
-                ledger.record(
-                    conn,
-                    version=migration.version,
-                    name=migration.name,
-                    file=file.file_name,
-                    checksum=file.checksum,
-                    edition=edition,
-                    execution_ms=elapsed,
-                )
+                elapsed = _record(conn, migration, file, edition, started)
         except psycopg.Error as exc:
             raise MigrationError(
                 f"{file.file_name} failed{_line_of(script, exc)} and was rolled back: "
@@ -173,6 +164,13 @@ def _apply(conn: psycopg.Connection[Any], migration: Migration, file: MigrationF
                 f"the statements before it stay applied, so keep the file idempotent and rerun: "
                 f"{redact_text(str(exc)).strip()}"
             ) from None
+    return _record(conn, migration, file, edition, started)
+
+
+def _record(
+    conn: psycopg.Connection[Any], migration: Migration, file: MigrationFile, edition: str, started: float
+) -> float:
+    """Write the ledger row of an applied file; return its execution time in ms since `started`."""
     elapsed = (time.perf_counter() - started) * 1000
     ledger.record(
         conn,
