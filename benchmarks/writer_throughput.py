@@ -57,7 +57,7 @@ def make_rows(n: int) -> list[TradeRow]:
                 "ts": str(ts),
                 "count": "1",
             }
-        )
+        ).decode()
         rows.append(TradeRow("okx", "BTC-USDT", str(500_000_000 + i), px, sz, side, ts, raw))
     return rows
 
@@ -86,7 +86,7 @@ def server_copy(conn: psycopg.Connection[object], rows: list[TradeRow]) -> float
             ts = datetime.fromtimestamp(r.ts_ms / 1000, UTC).isoformat(timespec="milliseconds")
             f.write(
                 f"{r.exchange}\t{r.symbol}\t{r.trade_id}\t{r.price}\t{r.size}\t{r.side}\t"
-                f"{ts}\t{r.raw_json.decode()}\n"
+                f"{ts}\t{r.raw_json}\n"
             )
     os.chmod(path, 0o644)
     try:

@@ -5,6 +5,9 @@ They are NamedTuples: immutable like frozen dataclasses, but about three times c
 (0.5 µs against 1.35 µs measured here), which matters at 100,000+ rows a second.
 Prices and sizes stay exact decimal strings (validated as numbers by the parser);
 times are integer milliseconds since the Unix epoch, UTC, as exchanges send them.
+JSON is held as str, not as orjson's bytes: each bytes object from orjson.dumps keeps a
+~4 KB buffer (measured RSS 4.0 KB against 0.2 KB per held str), and a full writer queue
+holds up to queue_max_rows of them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class TradeRow(NamedTuple):
     size: str
     side: str  # "buy" or "sell", the taker side
     ts_ms: int
-    raw_json: bytes  # the exchange's trade object as JSON; b"" when raw data is not stored (NULL)
+    raw_json: str  # the exchange's trade object as JSON; "" when raw data is not stored (NULL)
 
 
 class MarketRow(NamedTuple):
@@ -34,7 +37,7 @@ class MarketRow(NamedTuple):
     symbol: str
     data_type: DataType
     ts_ms: int
-    data_json: bytes  # the exchange's data object, as JSON
+    data_json: str  # the exchange's data object, as JSON
 
 
 class DeadLetter(NamedTuple):

@@ -23,7 +23,7 @@ def trade(i: int, *, symbol: str = "BTC-USDT", ts_ms: int | None = None) -> Trad
     ts = T0_MS + i if ts_ms is None else ts_ms
     price = f"{60000 + i}.{i:08d}"
     size = f"0.{i + 1:012d}"
-    raw = orjson.dumps({"instId": symbol, "tradeId": str(i), "px": price, "sz": size, "ts": str(ts)})
+    raw = orjson.dumps({"instId": symbol, "tradeId": str(i), "px": price, "sz": size, "ts": str(ts)}).decode()
     return TradeRow("okx", symbol, str(i), price, size, "buy" if i % 2 else "sell", ts, raw)
 
 

@@ -46,7 +46,7 @@ def test_spot_trade_without_raw_data_keeps_no_raw_object(okx: OkxAdapter) -> Non
     result = okx.parse(frame_text("trades_spot.json"), store_raw_data=False)
     assert result.market == []
     assert result.trades == [
-        TradeRow("okx", "BTC-USDT", "1040968613", "64040.2", "0.00240857", "buy", 1786538760218, b"")
+        TradeRow("okx", "BTC-USDT", "1040968613", "64040.2", "0.00240857", "buy", 1786538760218, "")
     ]
 
 

@@ -49,7 +49,7 @@ async def test_rows_survive_a_server_restart_exactly_once(
             # Reconnect overlap: every chunk repeats the previous chunk's last trade.
             if i > 10:
                 chunk.append(trade(i - 11))
-            market.append(MarketRow("okx", "BTC-USDT", DataType.TICKER, T0_MS + i, b'{"i": %d}' % i))
+            market.append(MarketRow("okx", "BTC-USDT", DataType.TICKER, T0_MS + i, f'{{"i": {i}}}'))
             chunk.append(market[-1])
             await writer.put(chunk)
             await asyncio.sleep(0.005)

@@ -86,20 +86,20 @@ def trades_copy(rows: Sequence[TradeRow]) -> bytes:
     data = "".join(
         [
             f"{r.exchange}\t{r.symbol}\t{r.trade_id}\t{r.price}\t{r.size}\t{r.side}\t"
-            f"{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t{r.raw_json.decode() if r.raw_json else NULL}\n"
+            f"{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t{r.raw_json or NULL}\n"
             for r in rows
         ]
     ).encode()
     # A raw object that is literally \N would read back as NULL: escape that batch too.
     if _clean(data, len(rows), len(TRADE_COLUMNS)) and (
-        b"\\" not in data or not any(r.raw_json == b"\\N" for r in rows)
+        b"\\" not in data or not any(r.raw_json == NULL for r in rows)
     ):
         return data
     return "".join(
         [
             f"{escape(r.exchange)}\t{escape(r.symbol)}\t{escape(r.trade_id)}\t{escape(r.price)}\t"
             f"{escape(r.size)}\t{escape(r.side)}\t{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t"
-            f"{escape(r.raw_json.decode()) if r.raw_json else NULL}\n"
+            f"{escape(r.raw_json) if r.raw_json else NULL}\n"
             for r in rows
         ]
     ).encode()
@@ -111,7 +111,7 @@ def market_copy(rows: Sequence[MarketRow]) -> bytes:
     data = "".join(
         [
             f"{r.exchange}\t{r.symbol}\t{r.data_type.value}\t{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t"
-            f"{r.data_json.decode()}\n"
+            f"{r.data_json}\n"
             for r in rows
         ]
     ).encode()
@@ -121,7 +121,7 @@ def market_copy(rows: Sequence[MarketRow]) -> bytes:
         [
             f"{escape(r.exchange)}\t{escape(r.symbol)}\t{escape(r.data_type.value)}\t"
             f"{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t"
-            f"{escape(r.data_json.decode())}\n"
+            f"{escape(r.data_json)}\n"
             for r in rows
         ]
     ).encode()

@@ -1,9 +1,9 @@
 """Dead letters for what the writer cannot store as given, so it is kept, never dropped.
 
-Three cases: an object that is not a row, a row whose text cannot be encoded (bytes that
-are not UTF-8, lone surrogates), and a row the database refused (bad number, too long).
+Three cases: an object that is not a row, a row whose text cannot be encoded (lone
+surrogates), and a row the database refused (bad number, too long).
 The dead letter's raw_text is a JSON object with every field of the original row, made
-safe for a text column: undecodable bytes and unencodable characters are backslash-escaped,
+safe for a text column: unencodable characters are backslash-escaped,
 NUL (which no PostgreSQL text can hold) becomes \\u0000.
 """
 
@@ -24,21 +24,17 @@ def safe_text(value: str) -> str:
     return value.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\u0000")
 
 
-def _safe_bytes(value: bytes) -> str:
-    return safe_text(value.decode("utf-8", "backslashreplace"))
-
-
 def _fields(row: object) -> tuple[str, dict[str, Any]]:
     if isinstance(row, TradeRow):
         return row.exchange, {
             "table": "raw_trades", "symbol": row.symbol, "trade_id": row.trade_id,
             "price": row.price, "size": row.size, "side": row.side, "ts_ms": row.ts_ms,
-            "raw": _safe_bytes(row.raw_json),
+            "raw": row.raw_json,
         }  # fmt: skip
     if isinstance(row, MarketRow):
         return row.exchange, {
             "table": "market_data", "symbol": row.symbol, "data_type": row.data_type.value,
-            "ts_ms": row.ts_ms, "data": _safe_bytes(row.data_json),
+            "ts_ms": row.ts_ms, "data": row.data_json,
         }  # fmt: skip
     if isinstance(row, DeadLetter):
         return row.exchange, {

@@ -75,7 +75,7 @@ def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameR
             raise FrameError("trades: invalid trade")  # unreachable unless the specs diverge
         # store_raw_data off: no raw object anywhere (raw_trades.raw_data is NULL), which
         # roughly halves bytes per trade and the server's work per row.
-        raw = orjson.dumps(item) if store_raw_data else b""
+        raw = orjson.dumps(item).decode() if store_raw_data else ""
         ts_ms = int(ts)
         rows.append(TradeRow(EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw))
         if store_raw_data:
@@ -107,7 +107,7 @@ def books5(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameR
         ts = check_value("books5: field 'ts'", Kind.MS, item["ts"])
         symbol = item.get("instId") or _symbol(arg, "books5")
         check_value("books5: field 'instId'", Kind.TEXT, symbol)
-        market.append(MarketRow(EXCHANGE, symbol, DataType.ORDERBOOK, int(ts), orjson.dumps(item)))
+        market.append(MarketRow(EXCHANGE, symbol, DataType.ORDERBOOK, int(ts), orjson.dumps(item).decode()))
     return FrameResult([], market)
 
 
@@ -122,7 +122,8 @@ def tickers(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> Frame
                 check_value(f"tickers: field {field!r}", Kind.NUMBER_OR_EMPTY, obj[field])
         symbol = obj.get("instId") or _symbol(arg, "tickers")
         check_value("tickers: field 'instId'", Kind.TEXT, symbol)
-        market.append(MarketRow(EXCHANGE, symbol, DataType.TICKER, int(obj["ts"]), orjson.dumps(obj)))
+        text = orjson.dumps(obj).decode()
+        market.append(MarketRow(EXCHANGE, symbol, DataType.TICKER, int(obj["ts"]), text))
     return FrameResult([], market)
 
 
@@ -152,7 +153,7 @@ def candles(interval: str, arg: dict[str, Any], data: list[Any], store_raw_data:
             raise FrameError(f"{where}: confirm must be '0' or '1', got {confirm!r:.40}")
         candle: dict[str, Any] = {"interval": interval, "start_ms": int(start)}
         candle.update(zip(_CANDLE_FIELDS, row[1:8], strict=True))
-        market.append(MarketRow(EXCHANGE, symbol, DataType.CANDLE, int(start), orjson.dumps(candle)))
+        market.append(MarketRow(EXCHANGE, symbol, DataType.CANDLE, int(start), orjson.dumps(candle).decode()))
     return FrameResult([], market)
 
 
