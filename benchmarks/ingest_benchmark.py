@@ -1,0 +1,290 @@
+"""End-to-end ingest benchmark: simulator -> `tcpd run` -> COPY -> raw_trades (native TimescaleDB).
+
+A script, not a test: it prints a results table and can write JSON. Each scenario runs in a
+fresh database `bench_*` (migrated, dropped afterwards) on the server given by --dsn (an
+admin DSN with CREATEDB rights; superuser for the server-side COPY limit), with a fresh
+simulator process and a fresh collector process, and checks that every trade sent was
+stored exactly once with its values. See benchmarks/README.md and docs/performance.md.
+
+    TCPD_BENCH_DSN=postgresql://postgres@127.0.0.1:55432/postgres \\
+        .venv/bin/python benchmarks/ingest_benchmark.py --json /tmp/ingest.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ingest_db import describe, server_settings
+from ingest_scenarios import latency, limits, overload, steady, throughput
+
+ALL = ("throughput", "overload", "steady", "latency")
+# Not run by default: latency measured with `tcpd simulate` itself, to show its ts bias.
+EXTRA = ("latency-stock",)
+
+
+def _median(results: list[dict[str, Any]], key: str) -> float:
+    values = [r[key] for r in results if r.get(key) is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def _repeat(label: str, reps: int, fn: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i in range(reps):
+        started = time.monotonic()
+        result = fn()
+        result["repetition"] = i + 1
+        out.append(result)
+        shown = {
+            k: (round(v, 3) if isinstance(v, float) else v)
+            for k, v in result.items()
+            if k not in ("first_created", "last_created")
+        }
+        print(f"[{label} {i + 1}/{reps}, {time.monotonic() - started:.0f}s] {shown}", flush=True)
+    return out
+
+
+def run_throughput(dsn: str, a: argparse.Namespace) -> dict[str, Any]:
+    """Interleaved per repetition: pipeline 1/msg, pipeline 10/msg, limits, so ratios are paired."""
+    rows: dict[str, list[dict[str, Any]]] = {"1": [], "10": [], "limits": [], "raw": []}
+    for i in range(a.reps):
+        rows["1"] += _repeat(
+            "throughput 1/msg", 1, lambda: throughput(dsn, tpm=1, total=a.trades_1, timeout=a.timeout)
+        )
+        rows["10"] += _repeat(
+            "throughput 10/msg", 1, lambda: throughput(dsn, tpm=10, total=a.trades_10, timeout=a.timeout)
+        )
+        rows["limits"] += _repeat(
+            "limits", 1, lambda: limits(dsn, total=a.trades_1, ts_ms=int(time.time() * 1000))
+        )
+        if a.with_raw:
+            rows["raw"] += _repeat(
+                "throughput 1/msg store_raw_data",
+                1,
+                lambda: throughput(dsn, tpm=1, total=a.trades_1, timeout=a.timeout, store_raw_data=True),
+            )
+        print(f"-- repetition {i + 1} done", flush=True)
+    ratios_b = [
+        p["trades_per_s"] / lim["binary_copy_trades_per_s"]
+        for p, lim in zip(rows["1"], rows["limits"], strict=True)
+    ]
+    ratios_s = [
+        p["trades_per_s"] / lim["server_copy_trades_per_s"]
+        for p, lim in zip(rows["1"], rows["limits"], strict=True)
+    ]
+    return {
+        "runs": rows,
+        "ratio_1msg_to_binary_copy_median": statistics.median(ratios_b),
+        "ratio_1msg_to_server_copy_median": statistics.median(ratios_s),
+        "ratios_1msg_to_binary_copy": ratios_b,
+        "ratios_1msg_to_server_copy": ratios_s,
+    }
+
+
+def _table(report: dict[str, Any]) -> str:
+    lines = [f"{'measurement':<58} {'median':>12} {'runs':>26}  goal"]
+
+    def add(name: str, runs: list[dict[str, Any]], key: str, fmt: str, goal: str) -> None:
+        if not runs:
+            return
+        each = ", ".join(format(r[key], fmt) for r in runs if r.get(key) is not None)
+        lines.append(f"{name:<58} {format(_median(runs, key), fmt):>12} {each:>26}  {goal}")
+
+    t = report.get("throughput")
+    if t:
+        r = t["runs"]
+        add("throughput 1 trade/msg, trades/s", r["1"], "trades_per_s", ",.0f", ">= 100,000")
+        add("throughput 10 trades/msg, trades/s", r["10"], "trades_per_s", ",.0f", ">= 200,000")
+        add("throughput 1/msg store_raw_data=true, trades/s", r["raw"], "trades_per_s", ",.0f", "")
+        add("limit: binary COPY from Python, trades/s", r["limits"], "binary_copy_trades_per_s", ",.0f", "")
+        add(
+            "limit: server-side COPY FROM file, trades/s", r["limits"], "server_copy_trades_per_s", ",.0f", ""
+        )
+        lines.append(
+            f"{'ratio 1/msg pipeline : binary COPY (paired, median)':<58} "
+            f"{t['ratio_1msg_to_binary_copy_median']:>12.2f}"
+        )
+        lines.append(
+            f"{'ratio 1/msg pipeline : server COPY (paired, median)':<58} "
+            f"{t['ratio_1msg_to_server_copy_median']:>12.2f}"
+        )
+        add("collector CPU at full speed 1/msg, us/trade", r["1"], "cpu_us_per_trade", ".2f", "")
+        add("collector CPU at full speed 10/msg, us/trade", r["10"], "cpu_us_per_trade", ".2f", "")
+        add("server backends CPU at full speed 1/msg, us/trade", r["1"], "db_backends_cpu_us_per_trade",
+            ".2f", "")
+        add("server backends CPU at full speed 10/msg, us/trade", r["10"], "db_backends_cpu_us_per_trade",
+            ".2f", "")
+        add("simulator CPU at full speed 1/msg, us/trade", r["1"], "simulator_cpu_us_per_trade", ".2f", "")
+        add("server backend CPU, binary COPY limit, us/trade", r["limits"],
+            "binary_copy_backend_cpu_us_per_trade", ".2f", "")
+        add("server backend CPU, server COPY limit, us/trade", r["limits"],
+            "server_copy_backend_cpu_us_per_trade", ".2f", "")
+        add("collector VmHWM at full speed 1/msg, MB", r["1"], "vm_hwm_mb", ".1f", "")
+        add("collector VmHWM at full speed 10/msg, MB", r["10"], "vm_hwm_mb", ".1f", "")
+    for key, label in (("steady1", "1 collector"), ("steady10", "10 collectors")):
+        s = report.get(key)
+        if s:
+            add(
+                f"steady 10,000 trades/s, {label}: CPU us/trade",
+                s,
+                "cpu_us_per_trade",
+                ".2f",
+                "<= 10" if key == "steady1" else "",
+            )
+            add(f"steady 10,000 trades/s, {label}: VmRSS MB", s, "vm_rss_mb", ".1f", "")
+            add(f"steady 10,000 trades/s, {label}: VmHWM MB", s, "vm_hwm_mb", ".1f", "")
+            add(f"steady 10,000 trades/s, {label}: RssAnon MB (private)", s, "rss_anon_mb", ".1f", "")
+            add(
+                f"steady 10,000 trades/s, {label}: RSS MB per collector",
+                s,
+                "rss_mb_per_collector",
+                ".1f",
+                "< 50",
+            )
+    for key in sorted(k for k in report if k.startswith("latency")):
+        s = report[key]
+        d = s[0]["batch_max_delay"]
+        if key.startswith("latency-stock"):
+            d = f"{d} (tcpd simulate ts)"
+        add(f"latency 1,000 msg/s delay={d}: p50 ms (visible, upper)", s, "p50_ms_upper", ".1f", "")
+        add(
+            f"latency 1,000 msg/s delay={d}: p99 ms (visible, upper)",
+            s,
+            "p99_ms_upper",
+            ".1f",
+            "< 50 (floor 100)",
+        )
+        add(f"latency 1,000 msg/s delay={d}: p50 ms (tx start, lower)", s, "p50_ms_lower", ".1f", "")
+        add(f"latency 1,000 msg/s delay={d}: p99 ms (tx start, lower)", s, "p99_ms_lower", ".1f", "")
+    o = report.get("overload")
+    if o:
+        add("overload: trades stored / sent", o, "stored_over_sent", ".6f", "1 (no loss)")
+        add("overload: trades/s through the slowed writer", o, "trades_per_s", ",.0f", "")
+        add("overload: collector VmHWM MB", o, "vm_hwm_mb", ".1f", "")
+    ok = all(r.get("exactly_once", True) for runs in _all_runs(report) for r in runs)
+    lines.append(f"every run stored every trade exactly once with its values: {'YES' if ok else 'NO'}")
+    return "\n".join(lines)
+
+
+def _all_runs(report: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    out: list[list[dict[str, Any]]] = []
+    for key, value in report.items():
+        if key == "throughput":
+            out.extend(value["runs"].values())
+        elif isinstance(value, list):
+            out.append(value)
+    return out
+
+
+def _derive(report: dict[str, Any]) -> None:
+    """Add MB figures and ratios used by the table."""
+    for runs in _all_runs(report):
+        for r in runs:
+            for src, dst in (
+                ("vm_hwm_kb", "vm_hwm_mb"),
+                ("vm_rss_kb_median", "vm_rss_mb"),
+                ("vm_rss_kb_per_collector", "rss_mb_per_collector"),
+                ("rss_anon_kb_median", "rss_anon_mb"),
+            ):
+                if r.get(src) is not None:
+                    r[dst] = r[src] / 1024
+            if "stored" in r and r.get("sent"):
+                r["stored_over_sent"] = r["stored"] / r["sent"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="End-to-end ingest benchmark (see benchmarks/README.md).")
+    p.add_argument(
+        "--dsn",
+        default=os.environ.get("TCPD_BENCH_DSN"),
+        help="admin DSN of a native server (CREATEDB; superuser for the server COPY limit); "
+        "default: env TCPD_BENCH_DSN",
+    )
+    p.add_argument("--only", default=",".join(ALL),
+                   help=f"comma-separated subset of {','.join(ALL)} (also: {','.join(EXTRA)})")
+    p.add_argument("--reps", type=int, default=3, help="repetitions of every scenario (>= 3 for claims)")
+    p.add_argument("--trades-1", type=int, default=1_000_000, help="trades per 1/msg throughput run")
+    p.add_argument("--trades-10", type=int, default=2_000_000, help="trades per 10/msg throughput run")
+    p.add_argument("--with-raw", action="store_true", help="also run 1/msg with store_raw_data=true")
+    p.add_argument("--overload-trades", type=int, default=400_000)
+    p.add_argument("--overload-batch", type=int, default=50, help="writer batch_max_rows when overloaded")
+    p.add_argument("--steady-rate", type=float, default=10_000.0)
+    p.add_argument("--steady-window", type=float, default=15.0)
+    p.add_argument("--latency-rate", type=float, default=1000.0)
+    p.add_argument("--latency-seconds", type=float, default=20.0)
+    p.add_argument("--latency-delays", default="0.1,0.02", help="writer batch_max_delay values to try")
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--json", type=Path, help="write every result here")
+    a = p.parse_args(argv)
+    if not a.dsn:
+        p.error("give --dsn or set TCPD_BENCH_DSN")
+    wanted = {w.strip() for w in a.only.split(",") if w.strip()}
+    if wanted - set(ALL) - set(EXTRA):
+        p.error(f"unknown scenario(s): {', '.join(sorted(wanted - set(ALL) - set(EXTRA)))}")
+
+    report: dict[str, Any] = {
+        "command": " ".join(
+            ["benchmarks/ingest_benchmark.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "server": describe(a.dsn),
+        "cpus": os.cpu_count(),
+        "settings": server_settings(a.dsn),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_start": os.getloadavg(),
+    }
+    print(
+        f"server {report['server']}: {report['settings']}; {report['cpus']} CPUs; "
+        f"load {report['loadavg_start']}",
+        flush=True,
+    )
+    if "throughput" in wanted:
+        report["throughput"] = run_throughput(a.dsn, a)
+    if "steady" in wanted:
+        for n in (1, 10):
+            report[f"steady{n}"] = _repeat(
+                f"steady {n}",
+                a.reps,
+                partial(steady, a.dsn, n_symbols=n, rate=a.steady_rate, warmup=3.0, window=a.steady_window),
+            )
+    if "latency" in wanted:
+        for d in (float(x) for x in a.latency_delays.split(",") if x.strip()):
+            report[f"latency{d}"] = _repeat(
+                f"latency delay={d}",
+                a.reps,
+                partial(latency, a.dsn, rate=a.latency_rate, seconds=a.latency_seconds, batch_max_delay=d),
+            )
+    if "latency-stock" in wanted:
+        last = float(a.latency_delays.split(",")[-1])
+        report[f"latency-stock{last}"] = _repeat(
+            f"latency delay={last}, tcpd simulate",
+            a.reps,
+            partial(latency, a.dsn, rate=a.latency_rate, seconds=a.latency_seconds,
+                    batch_max_delay=last, fresh_ts=False),
+        )
+    if "overload" in wanted:
+        report["overload"] = _repeat(
+            "overload",
+            a.reps,
+            lambda: overload(a.dsn, total=a.overload_trades, batch_rows=a.overload_batch, timeout=a.timeout),
+        )
+    report["loadavg_end"] = os.getloadavg()
+    _derive(report)
+    table = _table(report)
+    print("\n" + table)
+    report["table"] = table
+    if a.json:
+        a.json.write_text(json.dumps(report, indent=2, default=str))
+    ok = all(r.get("exactly_once", True) for runs in _all_runs(report) for r in runs)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

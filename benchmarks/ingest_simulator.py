@@ -1,0 +1,61 @@
+"""`tcpd simulate` with one message per build chunk, for latency runs.
+
+`tcpd simulate --rate R` builds R/10 trades per chunk and stamps them all with the chunk's
+build time, so at 1,000 trades/s a trade's `ts` can be up to ~100 ms older than the moment
+it is sent, which would be counted as pipeline latency. Here the chunk is one message:
+it is built (and stamped) by the simulator's pump right before it is written, so `ts` is
+the send time to within the pump's ~1 ms step. Same options and output as `tcpd simulate`.
+
+    .venv/bin/python benchmarks/ingest_simulator.py --port 0 --rate 1000 --total 60000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from ingest.simulator import OkxSimulator, SimulatorSettings
+
+
+async def _serve(settings: SimulatorSettings) -> None:
+    simulator = OkxSimulator(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await simulator.start()
+    try:
+        print(f"public_ws_url: {simulator.url}", flush=True)
+        await stop.wait()
+    finally:
+        await simulator.stop()
+    counters = ", ".join(f"{k}={v}" for k, v in sorted(simulator.counters.items()))
+    print(f"stopped: {counters or 'nothing sent'}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--symbols", default="BTC-USDT")
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--trades-per-message", type=int, default=1)
+    parser.add_argument("--total", type=int, default=None)
+    parser.add_argument("--idle-timeout", type=float, default=3600.0)
+    a = parser.parse_args()
+    settings = SimulatorSettings(
+        port=a.port,
+        symbols=tuple(s for s in a.symbols.split(",") if s),
+        rate=a.rate or None,
+        trades_per_message=a.trades_per_message,
+        total=a.total,
+        idle_timeout=a.idle_timeout,
+        record=False,
+        chunk_trades=a.trades_per_message,  # one message per chunk: stamped when sent
+    )
+    asyncio.run(_serve(settings))
+
+
+if __name__ == "__main__":
+    main()
