@@ -64,8 +64,9 @@ class OkxSimulator:
         per_symbol = _split(s.total, len(s.symbols))
         chunk = s.chunk_trades
         if s.rate is not None:
-            # Small chunks at low rates keep the ts stamped at build time close to send time.
-            chunk = min(chunk, max(s.trades_per_message, int(s.rate * 0.1)))
+            # Chunks of ~5 ms of trades at a set rate keep the ts stamped at build time within
+            # a few ms of send time (latency measurements use it).
+            chunk = min(chunk, max(s.trades_per_message, int(s.rate * 0.005)))
         for symbol, limit in zip(s.symbols, per_symbol, strict=True):
             gen = TradeGenerator(
                 symbol,
