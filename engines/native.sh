@@ -159,9 +159,11 @@ do_init() {
     # our settings live in an include file that every start rewrites (port, socket dir...)
     echo "include_if_exists = 'tcpd.conf'   # tcpd test engine (engines/native.sh)" |
         as_owner tee -a "$DATA/postgresql.conf" >/dev/null
-    # trust, but only on the private socket and loopback
+    # trust, but only on the private socket and loopback; one role checks passwords for real,
+    # so tests can prove a wrong password is refused and never printed
     as_owner tee "$DATA/pg_hba.conf" >/dev/null <<EOF
 local all all trust
+host all tcpd_password_check 127.0.0.1/32 scram-sha-256
 host all all 127.0.0.1/32 trust
 EOF
 }

@@ -127,3 +127,26 @@ def test_url_alone_is_enough_without_a_config_file(tmp_path: Path, monkeypatch: 
     assert refused.exit_code == 1
     assert f"port={port} dbname=solo" in refused.stderr
     assert PASSWORD not in refused.output
+
+
+def test_wrong_password_exits_non_zero_without_printing_it(db_dsn: str) -> None:
+    """A real password check: the test engine's pg_hba asks this one role for a password."""
+    role, right, wrong = "tcpd_password_check", "Right-Pa55-4-check", "Wr0ng-Pa55-never-shown"
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if not exists:
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"ALTER ROLE {role} PASSWORD '{right}'")
+        info = conn.info
+        host, port, dbname = info.host, info.port, info.dbname
+    result = run("db", "status", "--database-url", f"postgresql://{role}:{wrong}@{host}:{port}/{dbname}")
+    assert result.exit_code == 1, (
+        "a wrong password was not refused: the server trusts loopback for every role; add "
+        f"'host all {role} 127.0.0.1/32 scram-sha-256' before its trust line (engines/native.sh does)\n"
+        + result.output
+    )
+    assert "password authentication failed" in result.output
+    assert f"user={role}" in result.output
+    assert f"dbname={dbname}" in result.output
+    assert wrong not in result.output
+    assert "Traceback" not in result.output
