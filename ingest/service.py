@@ -3,8 +3,16 @@
 Start order: writer (opens its pool without waiting for the database) -> collectors ->
 status loop. Stop order, each step with a timeout: status loop -> collectors (sockets
 closed, frames already received still parsed and put) -> final status write -> writer
-(drains its queue, commits, closes its pool). SIGINT/SIGTERM trigger the stop; the
-exit code is 0 when everything received was committed, 1 otherwise.
+(drains its queue, commits, closes its pool). SIGINT/SIGTERM trigger the stop; a second
+SIGINT/SIGTERM cuts the remaining steps short (rows not committed by then are counted and
+logged as lost). The exit code is 0 when everything received was committed, 1 otherwise.
+
+No step of the stop waits without a bound, and none relies on a task honouring
+cancellation: Python 3.11's asyncio.wait_for() returns normally, swallowing the
+cancellation, when the awaited call finishes in the same loop turn as the cancel, which
+once left `tcpd run` looping in its status task forever after SIGTERM. So loops end on a
+flag as well as on cancel, timeouts use asyncio.timeout() (no inner task), and every wait
+for a task has a timeout after which the stop goes on without it.
 
 One collector per enabled trading pair, each with its own connection(s): the per-pair
 status/health API stays literal, a slow or failing pair does not disturb the others,
@@ -19,11 +27,13 @@ import logging
 import signal
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from ingest.collector import BaseDataCollector, CollectorManager, ExchangeFactory
 from ingest.collector.from_config import collector_configs
 from ingest.config import DatabaseFile, ExchangeFile, read_exchange_credentials
 from ingest.errors import ConfigError, TcpdError
+from ingest.redact import redact_text
 from ingest.storage import CollectorStatusRow, CopyWriter
 
 logger = logging.getLogger(__name__)
@@ -31,6 +41,12 @@ logger = logging.getLogger(__name__)
 COLLECTORS_STOP_TIMEOUT = 20.0
 STATUS_WRITE_TIMEOUT = 5.0
 WRITER_STOP_TIMEOUT = 60.0
+# How long a task cancelled by the stop (timed out, or cut short by a second signal) gets
+# to unwind before the stop goes on without it.
+CANCEL_GRACE = 2.0
+# What writer.stop() may take beyond its flush timeout: cancelling its workers and closing
+# the pool (psycopg_pool's close() waits up to 5 s).
+WRITER_CLOSE_GRACE = 10.0
 
 
 def status_rows(collectors: Sequence[BaseDataCollector]) -> list[CollectorStatusRow]:
@@ -66,6 +82,8 @@ class IngestService:
         self._writer: CopyWriter | None = None
         self._status_task: asyncio.Task[None] | None = None
         self._stop_requested = asyncio.Event()
+        self._closing = asyncio.Event()  # set when stop() begins: ends the status loop
+        self._force = asyncio.Event()  # a second signal: cut the remaining stop steps short
         logger.debug("service configured for exchanges %s", names)
 
     @property
@@ -97,16 +115,21 @@ class IngestService:
         )
 
     async def stop(self) -> bool:
-        """Stop reading, flush everything received, close the pool; True if nothing was lost."""
-        if self._status_task is not None:
-            self._status_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._status_task
-            self._status_task = None
-        try:
-            await asyncio.wait_for(self._manager.stop(), COLLECTORS_STOP_TIMEOUT)
-        except TimeoutError:
-            logger.error("collectors did not stop within %.0fs", COLLECTORS_STOP_TIMEOUT)
+        """Stop reading, flush everything received, close the pool; True if nothing was lost.
+
+        Bounded: at most about COLLECTORS_STOP_TIMEOUT + STATUS_WRITE_TIMEOUT +
+        WRITER_STOP_TIMEOUT (plus a few seconds to close the pool), and much less when the
+        database is up. `force_stop()` during it skips what is left (rows lost are counted).
+        """
+        self._closing.set()
+        status_task, self._status_task = self._status_task, None
+        if status_task is not None:
+            status_task.cancel()
+            _done, pending = await asyncio.wait({status_task}, timeout=STATUS_WRITE_TIMEOUT + CANCEL_GRACE)
+            if pending:
+                logger.error("status loop ignored cancellation; stopping without it")
+        collectors = asyncio.create_task(self._manager.stop(), name="tcpd-stop-collectors")
+        await self._step(collectors, COLLECTORS_STOP_TIMEOUT, "stopping the collectors")
         for collector in self._manager.collectors():
             s = collector.stats
             logger.info(
@@ -119,8 +142,16 @@ class IngestService:
         writer = self._writer
         if writer is None:
             return True
-        await self._write_status()
-        await writer.stop(WRITER_STOP_TIMEOUT)
+        if not self._force.is_set():
+            await self._write_status()
+        stopping = asyncio.create_task(writer.stop(WRITER_STOP_TIMEOUT), name="tcpd-stop-writer")
+        flushed = await self._step(
+            stopping, WRITER_STOP_TIMEOUT + WRITER_CLOSE_GRACE, "flushing the writer", cancel=False
+        )
+        if not flushed:
+            # abort() makes writer.stop() give up waiting now and count what it could not write.
+            writer.abort()
+            await self._step(stopping, WRITER_CLOSE_GRACE, "closing the writer", force_ends=False)
         self._writer = None
         lost = writer.unwritten + sum(c.stats.rows_lost for c in self._manager.collectors())
         stats = writer.stats()
@@ -132,11 +163,61 @@ class IngestService:
         )
         return lost == 0
 
+    async def _step(
+        self,
+        task: asyncio.Task[None],
+        timeout: float,  # noqa: ASYNC109 - a deadline for someone else's task
+        what: str,
+        *,
+        cancel: bool = True,
+        force_ends: bool = True,
+    ) -> bool:
+        """Wait for one stop step; True if it finished in time without an error (logged).
+
+        A second signal (when `force_ends`) or the timeout ends the wait; the task is then
+        cancelled (when `cancel`) and given CANCEL_GRACE seconds to unwind.
+        """
+        waits: set[asyncio.Future[Any]] = {task}
+        forced = asyncio.ensure_future(self._force.wait())
+        if force_ends:
+            waits.add(forced)
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        if task.done():
+            if task.cancelled():
+                return False
+            exc = task.exception()
+            if exc is not None:
+                # Logged, not raised: the steps after this one (the flush above all) must run.
+                logger.error("%s failed: %s: %s", what, type(exc).__name__, redact_text(str(exc)))
+                return False
+            return True
+        why = (
+            "cut short by a second signal" if self._force.is_set() and force_ends else f"over {timeout:.0f}s"
+        )
+        logger.error("%s: %s", what, why)
+        if cancel:
+            task.cancel()
+            _done, pending = await asyncio.wait({task}, timeout=CANCEL_GRACE)
+            if pending:
+                logger.error("%s: ignored cancellation; going on without it", what)
+        return False
+
     def request_stop(self) -> None:
-        """Ask `run()` to stop (signal handlers call this)."""
+        """Ask `run()` to stop (signal handlers call this); a second call forces the stop."""
         if self._stop_requested.is_set():
-            logger.warning("already stopping")
+            self.force_stop()
         self._stop_requested.set()
+
+    def force_stop(self) -> None:
+        """Cut a running stop short: stop waiting for sockets and the database."""
+        if not self._force.is_set():
+            logger.warning(
+                "second stop signal: not waiting any longer; rows not yet written are counted as lost"
+            )
+        self._force.set()
 
     async def run(self) -> int:
         """Start, wait for SIGINT/SIGTERM, stop; returns the process exit code."""
@@ -155,9 +236,12 @@ class IngestService:
 
     async def _status_loop(self) -> None:
         interval = self._database.writer.status_interval
-        while True:
+        # Ends on the flag too, not only on cancel (see the module docstring).
+        while not self._closing.is_set():
             await self._write_status()
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._closing.wait()
 
     async def _write_status(self) -> None:
         writer = self._writer
@@ -165,7 +249,8 @@ class IngestService:
             return
         try:
             rows = status_rows(self._manager.collectors())
-            await asyncio.wait_for(writer.write_status(rows), STATUS_WRITE_TIMEOUT)
+            async with asyncio.timeout(STATUS_WRITE_TIMEOUT):
+                await writer.write_status(rows)
         except TimeoutError:
             logger.warning("collector status write timed out after %.0fs", STATUS_WRITE_TIMEOUT)
         except TcpdError as exc:

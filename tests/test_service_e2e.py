@@ -200,7 +200,10 @@ async def test_no_secret_in_any_output(tmp_path: Path, migrated_db_dsn: str) -> 
             async with service(run_dir, args, env) as svc:
                 await asyncio.sleep(2.0)
                 if name == "good":
-                    await sim.inject()
+                    # On a loaded machine the process may need more than 2 s to connect;
+                    # injecting before that would reach nobody.
+                    await wait_for(lambda: "subscribed: trades:BTC-USDT" in svc.output(), within=30)
+                    assert await sim.inject() >= 4
                     await asyncio.sleep(0.5)
                 await svc.terminate()
             outputs.append(svc.output())

@@ -99,10 +99,14 @@ class BaseDataCollector(ABC):
         """Stop reading and cancel every task; `force` skips the graceful close handshake."""
         self._should_run = False
         tasks = [t for t in (self._collect_task, *self._aux_tasks) if t is not None]
-        if not force:
-            await self._close_gracefully()
-        for task in tasks:
-            task.cancel()
+        try:
+            if not force:
+                await self._close_gracefully()
+        finally:
+            # Also when this stop is itself cancelled (a timed-out or forced service stop):
+            # the readers must not outlive it.
+            for task in tasks:
+                task.cancel()
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             if pending:
@@ -161,13 +165,11 @@ class BaseDataCollector(ABC):
         task = self._collect_task
         if task is not None:
             task.cancel()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # the health loop itself is being cancelled: stop() runs
-            except TimeoutError:
+            # asyncio.wait, not wait_for(shield(...)): it never raises the old task's
+            # CancelledError, and on Python 3.11 wait_for can swallow the cancel that
+            # stop() sends this health loop, which would then keep running.
+            _done, pending = await asyncio.wait({task}, timeout=STOP_TIMEOUT)
+            if pending:
                 logger.error("%s: old collect task ignored cancellation for %.0fs", self.name, STOP_TIMEOUT)
         if not self._should_run:
             return

@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 OPEN_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0
+# How long a stop lets readers finish the frames already received after the close: long
+# only when a reader waits in put() for room in a full writer queue (the database is slow).
+DRAIN_TIMEOUT = 15.0
 # Frames websockets may buffer before it stops reading the socket; large enough that
 # a burst never pauses the TCP stream while the writer catches up.
 MAX_QUEUE = 4096
@@ -73,11 +76,13 @@ class WebSocketCollector(BaseDataCollector):
             config.symbol, config.data_types, params.channels, params.urls
         )
         self._sessions: set[_Session] = set()
+        self._stopping = asyncio.Event()  # wakes connection loops sleeping in backoff
 
     def _sink_for_health(self) -> object:
         return self._sink
 
     async def _collect(self) -> None:
+        self._stopping.clear()
         async with asyncio.TaskGroup() as group:
             for sub in self.subscriptions:
                 group.create_task(self._connection_loop(sub))
@@ -85,6 +90,8 @@ class WebSocketCollector(BaseDataCollector):
     async def _close_gracefully(self) -> None:
         # Closing makes recv() end after the frames already buffered, so the readers
         # finish their last put() and return on their own instead of being cancelled.
+        # Connection loops in a reconnect backoff return at once.
+        self._stopping.set()
         sessions = list(self._sessions)
         for session in sessions:
             session.end_reason = "stopping"
@@ -95,7 +102,7 @@ class WebSocketCollector(BaseDataCollector):
                 unfinished.cancel()
         collect = self._collect_task
         if collect is not None:
-            await asyncio.wait([collect], timeout=CLOSE_TIMEOUT * 2)
+            await asyncio.wait([collect], timeout=DRAIN_TIMEOUT)
 
     # -- one connection --------------------------------------------------------------------
     def _backoff(self, failures: int) -> float:
@@ -107,7 +114,11 @@ class WebSocketCollector(BaseDataCollector):
         while self._should_run:
             if failures:
                 self.stats.reconnect_attempts += 1
-                await asyncio.sleep(self._backoff(failures))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._backoff(failures)):
+                        await self._stopping.wait()
+                if self._stopping.is_set():
+                    return
             try:
                 ws = await connect(
                     sub.url,
@@ -120,6 +131,11 @@ class WebSocketCollector(BaseDataCollector):
                 failures += 1
                 self._connect_failed(sub.url, failures, exc)
                 continue
+            if self._stopping.is_set():
+                # Connected while the stop was closing the other sessions: nothing to read.
+                with contextlib.suppress(Exception):
+                    await ws.close()
+                return
             session = _Session(ws)
             self._sessions.add(session)
             try:
@@ -168,8 +184,9 @@ class WebSocketCollector(BaseDataCollector):
             session.end_reason = session.end_reason or f"connection closed: {exc}"
         finally:
             keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+            # asyncio.wait: unlike `suppress(CancelledError): await keepalive`, it does not
+            # swallow a cancel aimed at this task (the collector being stopped).
+            await asyncio.wait({keepalive})
 
     async def _keepalive(self, session: _Session) -> None:
         # Ping after ping_interval without receiving anything, and also after ping_interval
@@ -237,12 +254,16 @@ class WebSocketCollector(BaseDataCollector):
                 stats.last_data_mono = now
                 try:
                     await put(rows)
-                except asyncio.CancelledError:
-                    # Only a forced stop cancels a reader waiting on a full writer queue:
-                    # say loudly what was received and never handed over.
+                except BaseException as exc:
+                    # Only a timed-out or forced stop cancels a reader waiting on a full
+                    # writer queue, or makes it put after the writer closed: say loudly
+                    # what was received and never handed over.
                     stats.rows_lost += len(rows)
                     logger.error(
-                        "%s: %d received rows not handed to the writer (stop timed out)", self.name, len(rows)
+                        "%s: %d received rows not handed to the writer (%s)",
+                        self.name,
+                        len(rows),
+                        "stop timed out" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__,
                     )
                     raise
                 if callbacks.wanted:

@@ -105,8 +105,11 @@ class RowQueue:
             wait = self._oldest + max_delay - time.monotonic()
             if wait <= 0:
                 break
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+            # lands as the wait ends, which would leave a stopping writer running.
             try:
-                await asyncio.wait_for(self._changed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._changed.wait()
             except TimeoutError:
                 break
         batch = self._rows[:max_rows]

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # After a batch with duplicates, this many batches go straight to the staging path.
 DEDUPE_AFTER_DUPLICATE = 10
+# Seconds stop() gives cancelled workers to unwind.
+CANCEL_GRACE = 2.0
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -87,6 +89,7 @@ class CopyWriter:
         self._stopped = False
         self._paused = asyncio.Event()
         self._paused.set()
+        self._aborted = asyncio.Event()
         self._written = {tables.raw_trades: 0, tables.market_data: 0, tables.dead_letters: 0}
         self._duplicates = 0
         self._dedupe_left = 0  # batches still to send through staging, see _write
@@ -130,31 +133,53 @@ class CopyWriter:
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the shared contract
         """Stop accepting rows, flush everything queued, close the pool (if ours).
 
-        Returns when everything is committed or `timeout` seconds passed; in the latter
-        case the rows not written are counted and logged as an error.
+        Returns when everything is committed or `timeout` seconds passed (or abort() was
+        called); then the rows not written are counted and logged as an error.
         """
         if self._stopped:
             return
         self._stopped = True
         self._queue.close()
         self._paused.set()
-        workers = set(self._workers)
-        if workers:
-            _, pending = await asyncio.wait(workers, timeout=timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        pending: set[asyncio.Future[Any]] = set(self._workers)
+        started = time.monotonic()
+        deadline = started + timeout
+        aborted = asyncio.ensure_future(self._aborted.wait())
+        try:
+            while pending and not self._aborted.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                _, pending = await asyncio.wait(
+                    pending | {aborted}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(aborted)
+        finally:
+            aborted.cancel()
+        for task in pending:
+            task.cancel()
+        if pending:
+            # Bounded: a worker must not be able to hold the process up by ignoring cancellation.
+            _, stuck = await asyncio.wait(pending, timeout=CANCEL_GRACE)
+            if stuck:
+                logger.error("%d writer task(s) ignored cancellation", len(stuck))
         lost = self._queue.held
         if lost:
             logger.error(
                 "writer stopped after %.1f s with %d rows NOT written (database: %s)",
-                timeout,
+                time.monotonic() - started,
                 lost,
                 self._last_error or "no error seen",
             )
         if self._owns_pool and self._pool is not None:
             await self._pool.close()
+
+    def abort(self) -> None:
+        """Make a running (or the next) stop() give up waiting for the flush at once.
+
+        For a forced shutdown: rows not committed yet are counted and logged as not written.
+        """
+        self._aborted.set()
 
     @property
     def unwritten(self) -> int:
