@@ -36,14 +36,23 @@ def simulate(
     resend_on_resubscribe: Annotated[
         int, typer.Option(help="Re-send the last K trades after a resubscribe (dedup tests).")
     ] = 0,
+    books_rate: Annotated[
+        float, typer.Option(help="books5 snapshots per second per subscribed instId; 0 = none.")
+    ] = 10.0,
+    tickers_rate: Annotated[
+        float, typer.Option(help="tickers pushes per second per subscribed instId; 0 = none.")
+    ] = 1.0,
 ) -> None:
-    """Serve OKX v5 public/business WebSockets on 127.0.0.1 with generated or replayed data."""
+    """Serve OKX v5 public/business WebSockets on 127.0.0.1 with generated or replayed data
+    (trades, plus books5 and tickers around the last trade price for subscribers)."""
     with reporting_errors():
         names = tuple(s.strip() for s in symbols.split(",") if s.strip())
         if not names:
             raise ConfigError("--symbols is empty; give instIds such as BTC-USDT,ETH-USDT")
         if rate < 0 or trades_per_message < 1 or (total is not None and total < 0):
             raise ConfigError("--rate must be >= 0, --trades-per-message >= 1, --total >= 0")
+        if books_rate < 0 or tickers_rate < 0:
+            raise ConfigError("--books-rate and --tickers-rate must be >= 0 (0 sends none)")
         settings = SimulatorSettings(
             port=port,
             symbols=names,
@@ -53,6 +62,8 @@ def simulate(
             replay=replay,
             idle_timeout=idle_timeout,
             resend_on_resubscribe=resend_on_resubscribe,
+            books_per_second=books_rate,
+            tickers_per_second=tickers_rate,
             record=False,  # a long run would keep every trade in memory
         )
         asyncio.run(_serve(settings))

@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 
 from cli.main import app
 from ingest.exchanges.okx import OkxAdapter
+from ingest.model import DataType
 from ingest.rows import TradeRow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,51 @@ async def test_simulate_serves_trades_and_stops_on_sigint() -> None:
     assert "trades=10" in err.decode()
 
 
+async def test_simulate_serves_tickers_and_books_at_the_given_rates() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from cli.main import main; main()",
+        "simulate",
+        "--port",
+        "0",
+        "--books-rate",
+        "0",
+        "--tickers-rate",
+        "20",
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(20):
+            public = (await proc.stdout.readline()).decode().strip()
+        adapter = OkxAdapter()
+        args = [{"channel": c, "instId": "BTC-USDT"} for c in ("books5", "tickers")]
+        kinds: list[DataType] = []
+        async with connect(public.split(" ", 1)[1]) as ws:
+            await ws.send(orjson.dumps({"op": "subscribe", "args": args}).decode())
+            async with asyncio.timeout(10):
+                while len(kinds) < 3:
+                    result = adapter.parse(await ws.recv(), store_raw_data=False)
+                    kinds += [r.data_type for r in result.market]
+        assert kinds == [DataType.TICKER] * 3  # --books-rate 0: no books5 pushes
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(20):
+            _, err = await proc.communicate()
+    assert proc.returncode == 0
+    assert "tickers=" in err.decode()
+    assert "books5=" not in err.decode()
+
+
 def test_simulate_rejects_bad_options() -> None:
     result = CliRunner().invoke(app, ["simulate", "--symbols", " , ", "--port", "0"])
     assert result.exit_code == 2
     assert "--symbols is empty" in result.output
+    result = CliRunner().invoke(app, ["simulate", "--books-rate", "-1", "--port", "0"])
+    assert result.exit_code == 2
+    assert "--books-rate and --tickers-rate must be >= 0" in result.output

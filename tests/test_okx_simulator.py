@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -16,7 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from ingest.errors import ConfigError, FrameError
 from ingest.exchanges.base import ControlKind, FrameResult
 from ingest.exchanges.okx import OkxAdapter
-from ingest.rows import TradeRow
+from ingest.model import DataType
+from ingest.rows import MarketRow, TradeRow
 from ingest.simulator import IDLE_CLOSE_CODE, OkxSimulator, SentTrade, SimulatorSettings
 from ingest.simulator.generator import TradeGenerator
 from ingest.simulator.replay import load_replay
@@ -420,3 +424,156 @@ def test_bad_replay_files_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "notjson.jsonl").write_text("pong\n")
     with pytest.raises(ConfigError, match=r"notjson.jsonl line 1: "):
         load_replay(tmp_path / "notjson.jsonl")
+
+
+# -- generated books5 and tickers ----------------------------------------------------------
+
+
+async def subscribe_keeping(ws: ClientConnection, *pairs: tuple[str, str]) -> list[MarketRow]:
+    """Subscribe to (channel, instId) pairs; the market rows that arrived before the last ack."""
+    args = [{"channel": c, "instId": i} for c, i in pairs]
+    await ws.send(orjson.dumps({"op": "subscribe", "args": args}).decode())
+    rows: list[MarketRow] = []
+    acks: list[str] = []
+    while len(acks) < len(pairs):
+        result = await recv_parsed(ws)
+        rows += result.market
+        if result.control is not None:
+            assert result.control.kind is ControlKind.SUBSCRIBED
+            acks.append(result.control.detail)
+    assert acks == [f"{c}:{i}" for c, i in pairs]
+    return rows
+
+
+async def recv_market(
+    ws: ClientConnection, data_type: DataType, count: int, first: Sequence[MarketRow] = ()
+) -> list[dict[str, Any]]:
+    """The data objects of the first `count` rows of `data_type` (other rows are skipped),
+    starting with the rows in `first`."""
+    out = [orjson.loads(r.data_json) for r in first if r.data_type is data_type]
+    while len(out) < count:
+        result = await recv_parsed(ws)
+        out += [orjson.loads(r.data_json) for r in result.market if r.data_type is data_type]
+    return out[:count]
+
+
+async def no_market_within(ws: ClientConnection, seconds: float) -> list[MarketRow]:
+    """Market rows that arrive within `seconds` (the test expects none)."""
+    rows: list[MarketRow] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                rows += OKX.parse(await ws.recv(), store_raw_data=False).market
+    return rows
+
+
+async def test_books5_pushes_are_five_level_snapshots_with_a_seq_chain() -> None:
+    settings = {"rate": 2000.0, "books_per_second": 50.0, "tickers_per_second": 0.0}
+    async with running(**settings) as sim, connect(sim.url) as ws:
+        early = await subscribe_keeping(ws, ("trades", "BTC-USDT"), ("books5", "BTC-USDT"))
+        books = await recv_market(ws, DataType.ORDERBOOK, 8, early)
+    traded_prices = {t.price for t in sim.sent_trades}
+    prev = -1
+    for book in books:
+        asks = [(Decimal(px), level) for px, *level in book["asks"]]
+        bids = [(Decimal(px), level) for px, *level in book["bids"]]
+        assert len(asks) == len(bids) == 5
+        assert [p for p, _ in asks] == sorted({p for p, _ in asks})  # strictly ascending
+        assert [p for p, _ in bids] == sorted({p for p, _ in bids}, reverse=True)
+        assert bids[0][0] < asks[0][0]
+        assert all(Decimal(sz) > 0 and rest == ["0"] and int(n) >= 1 for _, (sz, *rest, n) in asks + bids)
+        assert book["bids"][0][0] in traded_prices  # the book sits at a generated trade price
+        assert (book["instId"], book["checksum"], book["prevSeqId"]) == ("BTC-USDT", 0, prev)
+        assert book["seqId"] > prev
+        prev = book["seqId"]
+    sent = [orjson.loads(q.payload)["data"][0] for q in sim.sent_quotes]
+    assert sent[: len(books)] == books
+
+
+async def test_tickers_follow_the_trades_with_bid_below_ask() -> None:
+    settings = {"rate": 2000.0, "books_per_second": 0.0, "tickers_per_second": 40.0}
+    async with running(**settings) as sim, connect(sim.url) as ws:
+        early = await subscribe_keeping(ws, ("trades", "BTC-USDT"), ("tickers", "BTC-USDT"))
+        tickers = await recv_market(ws, DataType.TICKER, 5, early)
+    traded = {(t.price, t.size) for t in sim.sent_trades}
+    last_ts = 0
+    for ticker in tickers:
+        assert ticker["instId"] == "BTC-USDT"
+        assert ticker["instType"] == "SPOT"
+        assert Decimal(ticker["bidPx"]) < Decimal(ticker["askPx"])
+        assert ticker["bidPx"] == ticker["last"]
+        assert (ticker["last"], ticker["lastSz"]) in traded
+        low, high = Decimal(ticker["low24h"]), Decimal(ticker["high24h"])
+        assert low <= Decimal(ticker["last"]) <= high
+        assert low <= Decimal(ticker["open24h"]) <= high
+        assert Decimal(ticker["vol24h"]) > 0
+        assert Decimal(ticker["volCcy24h"]) > 0
+        assert all(Decimal(ticker[f]) > 0 for f in ("askSz", "bidSz", "sodUtc0", "sodUtc8"))
+        assert int(ticker["ts"]) >= last_ts
+        last_ts = int(ticker["ts"])
+    assert [orjson.loads(q.payload)["data"][0] for q in sim.sent_quotes][:5] == tickers
+
+
+async def test_quotes_go_only_to_their_subscribers_and_stop_on_unsubscribe() -> None:
+    settings = {"symbols": ("BTC-USDT", "ETH-USDT"), "books_per_second": 50.0, "tickers_per_second": 50.0}
+    async with running(**settings) as sim, connect(sim.url) as a, connect(sim.url) as b:
+        await subscribe(a, "books5", "BTC-USDT")
+        await subscribe(b, "tickers", "ETH-USDT")
+        a_rows = await recv_market(a, DataType.ORDERBOOK, 3)
+        b_rows = await recv_market(b, DataType.TICKER, 3)
+        assert {r["instId"] for r in a_rows + b_rows} == {"BTC-USDT", "ETH-USDT"}
+        async with connect(sim.url) as c:  # subscribed to nothing
+            assert await no_market_within(c, 0.3) == []
+        await a.send(sub("books5", "BTC-USDT", op="unsubscribe"))
+        while (await recv_parsed(a)).control is None:  # pushes may precede the ack
+            pass
+        assert await no_market_within(a, 0.3) == []
+        other = [r for r in await no_market_within(b, 0.1) if r.data_type is not DataType.TICKER]
+        assert other == []
+    sent = {(q.channel, q.inst_id) for q in sim.sent_quotes}
+    assert sent == {("books5", "BTC-USDT"), ("tickers", "ETH-USDT")}
+
+
+async def test_rate_zero_sends_no_quotes() -> None:
+    settings = {"books_per_second": 0.0, "tickers_per_second": 0.0}
+    async with running(**settings) as sim, connect(sim.url) as ws:
+        assert await subscribe_keeping(ws, ("books5", "BTC-USDT"), ("tickers", "BTC-USDT")) == []
+        assert await no_market_within(ws, 0.3) == []
+    assert sim.sent_quotes == []
+
+
+async def test_quote_rates_are_roughly_respected_and_stop_with_the_connection() -> None:
+    settings = {"books_per_second": 20.0, "tickers_per_second": 5.0, "record": False}
+    async with running(**settings) as sim:
+        async with connect(sim.url) as ws:
+            rows = await subscribe_keeping(ws, ("books5", "BTC-USDT"), ("tickers", "BTC-USDT"))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    while True:
+                        rows += (await recv_parsed(ws)).market
+        await wait_for(lambda: sim.open_connections == 0)
+        books = sum(r.data_type is DataType.ORDERBOOK for r in rows)
+        tickers = sum(r.data_type is DataType.TICKER for r in rows)
+        assert 8 <= books <= 40  # 20/s for ~1 s, generous for a loaded machine
+        assert 2 <= tickers <= 10  # 5/s
+        assert sim.sent_quotes == []  # record=False keeps nothing
+        sent = sim.counters["books5"] + sim.counters["tickers"]
+        await asyncio.sleep(0.2)
+        assert sim.counters["books5"] + sim.counters["tickers"] == sent  # the feed stopped
+        assert [t for t in asyncio.all_tasks() if t.get_name().startswith("okx-simulator-quotes")] == []
+
+
+async def test_stop_cancels_quote_feeds() -> None:
+    sim = OkxSimulator(SimulatorSettings(books_per_second=50.0))
+    await sim.start()
+    async with connect(sim.url) as ws:
+        await subscribe(ws, "books5", "BTC-USDT")
+        await recv_market(ws, DataType.ORDERBOOK, 1)
+        await sim.stop()
+    assert [t for t in asyncio.all_tasks() if t.get_name().startswith("okx-simulator-quotes")] == []
+
+
+async def test_negative_quote_rate_is_a_clear_error() -> None:
+    sim = OkxSimulator(SimulatorSettings(books_per_second=-1.0))
+    with pytest.raises(ConfigError, match="books_per_second and tickers_per_second must be >= 0"):
+        await sim.start()

@@ -103,6 +103,11 @@ class TradeGenerator(Stream):
             out.append(SentTrade(inst, str(i), _PRICES[i % 2001], _SIZES[i % 4099], _SIDES[(i >> 3) & 1], ts))
         return out
 
+    def last_trade(self) -> tuple[str, str]:
+        """(price, size) of the last trade handed out, or of trade 1 before any was."""
+        i = max(1, min(self.pos * self._per, self._next_id - 1))
+        return _PRICES[i % 2001], _SIZES[i % 4099]
+
     def trim(self, keep: int) -> None:
         """Forget old frames (trades are rebuilt from ids, so only frames are kept)."""
         drop = self.pos - self.base - keep

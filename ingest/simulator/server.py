@@ -2,8 +2,10 @@
 
 It answers subscribe/unsubscribe and "ping" like OKX, serves /ws/v5/public and
 /ws/v5/business, and streams pre-built frames from generated trades or a recording.
-Fault controls: idle close (4004), notice 64008 then close, forced disconnect, malformed
-frames, ignored pings. Every trade handed to a socket is recorded for value checks.
+Subscribed books5/tickers without a recording get generated pushes around the last trade
+price (ingest.simulator.feed). Fault controls: idle close (4004), notice 64008 then close,
+forced disconnect, malformed frames, ignored pings. Every trade (and, with record=True,
+every generated book/ticker push) handed to a socket is recorded for value checks.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ingest.errors import ConfigError
 from ingest.exchanges.okx.channels import CANDLE_CHANNELS, PUBLIC_CHANNELS
 from ingest.simulator import wire
 from ingest.simulator.client import Client
+from ingest.simulator.feed import QUOTE_CHANNELS, QuoteFeed, SentQuote, log_feed_failure
 from ingest.simulator.generator import TradeGenerator
 from ingest.simulator.pump import Pump, log_pump_failure
 from ingest.simulator.replay import load_replay
@@ -37,6 +40,7 @@ PUBLIC_PATH = "/ws/v5/public"
 BUSINESS_PATH = "/ws/v5/business"
 IDLE_CLOSE_CODE = 4004
 NOTICE_RECONNECT = "64008"
+DEFAULT_LAST_TRADE = ("64000.0", "0.001")
 
 
 class OkxSimulator:
@@ -45,6 +49,7 @@ class OkxSimulator:
     def __init__(self, settings: SimulatorSettings | None = None) -> None:
         self.settings = settings or SimulatorSettings()
         self.sent_trades: list[SentTrade] = []
+        self.sent_quotes: list[SentQuote] = []  # filled only with settings.record
         self.counters: Counter[str] = Counter()
         self.ignore_pings = False
         self._server: Server | None = None
@@ -55,12 +60,15 @@ class OkxSimulator:
         self._pump = Pump(self.settings, self._streams, self._subscribers, self.counters, self.sent_trades)
         self._conn_ids = itertools.count(1)
         self._closers: set[asyncio.Task[None]] = set()
+        self._feeds: dict[Client, QuoteFeed] = {}
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
         """Build the first frames, listen on settings.host:port and start streaming."""
         s = self.settings
+        if s.books_per_second < 0 or s.tickers_per_second < 0:
+            raise ConfigError("books_per_second and tickers_per_second must be >= 0 (0 disables)")
         per_symbol = _split(s.total, len(s.symbols))
         chunk = s.chunk_trades
         if s.rate is not None:
@@ -112,6 +120,8 @@ class OkxSimulator:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None
+        for client in list(self._feeds):
+            await self._stop_feed(client)
         await asyncio.gather(*self._closers, return_exceptions=True)
 
     async def __aenter__(self) -> OkxSimulator:
@@ -229,6 +239,7 @@ class OkxSimulator:
         finally:
             client.closing = True
             self._clients.discard(client)
+            await self._stop_feed(client)
             for key in client.streams:
                 subs = self._subscribers.get(key, [])
                 if client in subs:
@@ -271,7 +282,12 @@ class OkxSimulator:
             self.counters["subscribes"] += 1
             if client not in subs:
                 self._attach(client, key, subs)
+            if channel in QUOTE_CHANNELS and key not in self._streams:
+                self._feed_for(client).add(channel, inst_id)
         else:
+            # Stop the pushes before acking, so nothing of this channel follows the ack.
+            if (feed := self._feeds.get(client)) is not None:
+                feed.remove(channel, inst_id)
             await client.ws.send(
                 wire.ack("unsubscribe", {"channel": channel, "instId": inst_id}, client.conn_id)
             )
@@ -308,6 +324,36 @@ class OkxSimulator:
             self.counters["resent_frames"] += back
         stream.ever_subscribed = True
         self._pump.wake()
+
+    def _feed_for(self, client: Client) -> QuoteFeed:
+        feed = self._feeds.get(client)
+        if feed is None:
+            s = self.settings
+            feed = QuoteFeed(
+                client,
+                {"books5": s.books_per_second, "tickers": s.tickers_per_second},
+                self._last_trade,
+                s.write_limit,
+                self.counters,
+                self.sent_quotes if s.record else None,
+            )
+            feed.task = asyncio.create_task(feed.run(), name=f"okx-simulator-quotes-{client.conn_id}")
+            feed.task.add_done_callback(log_feed_failure)
+            self._feeds[client] = feed
+        return feed
+
+    async def _stop_feed(self, client: Client) -> None:
+        feed = self._feeds.pop(client, None)
+        if feed is not None and feed.task is not None:
+            feed.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed.task
+
+    def _last_trade(self, inst_id: str) -> tuple[str, str]:
+        stream = self._streams.get(("trades", inst_id))
+        if isinstance(stream, TradeGenerator):
+            return stream.last_trade()
+        return DEFAULT_LAST_TRADE  # replayed or extra symbols: no generated price to follow
 
     async def _error(self, client: Client, code: str, msg: str) -> None:
         self.counters["errors"] += 1

@@ -30,4 +30,8 @@ class SimulatorSettings:
     chunk_trades: int = 20_000  # trades built per chunk when `total` is not given
     batch_frames: int = 256  # frames written per stream per pump step
     write_limit: int = 1 << 20  # bytes buffered per connection before waiting for the client
+    # Generated books5 / tickers pushes per second for each subscribed (connection, instId);
+    # 0 disables. A recorded books5/tickers stream for an instId wins over generated pushes.
+    books_per_second: float = 10.0
+    tickers_per_second: float = 1.0
     extra_symbols: tuple[str, ...] = field(default=())  # accepted for subscribe, no generated data
