@@ -1,8 +1,8 @@
 """`tcpd simulate` with one message per build chunk, for latency runs.
 
-`tcpd simulate --rate R` builds R/10 trades per chunk and stamps them all with the chunk's
-build time, so at 1,000 trades/s a trade's `ts` can be up to ~100 ms older than the moment
-it is sent, which would be counted as pipeline latency. Here the chunk is one message:
+`tcpd simulate --rate R` builds R/200 trades per chunk (~5 ms of trades) and stamps them all
+with the chunk's build time, so a trade's `ts` can be a few ms older than the moment it is
+sent, which would be counted as pipeline latency. Here the chunk is one message:
 it is built (and stamped) by the simulator's pump right before it is written, so `ts` is
 the send time to within the pump's ~1 ms step. Same options and output as `tcpd simulate`.
 
@@ -13,26 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
-import sys
 
-from ingest.simulator import OkxSimulator, SimulatorSettings
-
-
-async def _serve(settings: SimulatorSettings) -> None:
-    simulator = OkxSimulator(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await simulator.start()
-    try:
-        print(f"public_ws_url: {simulator.url}", flush=True)
-        await stop.wait()
-    finally:
-        await simulator.stop()
-    counters = ", ".join(f"{k}={v}" for k, v in sorted(simulator.counters.items()))
-    print(f"stopped: {counters or 'nothing sent'}", file=sys.stderr, flush=True)
+from cli.simulate import serve
+from ingest.simulator import SimulatorSettings
 
 
 def main() -> None:
@@ -54,7 +37,7 @@ def main() -> None:
         record=False,
         chunk_trades=a.trades_per_message,  # one message per chunk: stamped when sent
     )
-    asyncio.run(_serve(settings))
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

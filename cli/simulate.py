@@ -66,10 +66,11 @@ def simulate(
             tickers_per_second=tickers_rate,
             record=False,  # a long run would keep every trade in memory
         )
-        asyncio.run(_serve(settings))
+        asyncio.run(serve(settings))
 
 
-async def _serve(settings: SimulatorSettings) -> None:
+async def serve(settings: SimulatorSettings) -> None:
+    """Run a simulator with `settings` until SIGINT/SIGTERM; print its URLs, then its counters."""
     simulator = OkxSimulator(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
