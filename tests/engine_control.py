@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 import psycopg
@@ -19,20 +20,20 @@ def connect(dsn: str) -> psycopg.Connection[Any]:
     return psycopg.connect(dsn, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT)
 
 
-class Controller:
+class Controller(ABC):
     """Start/stop/restart a server the fixture layer controls (fault tests)."""
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self) -> None: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def stop(self) -> None: ...
 
-    def restart(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def restart(self) -> None: ...
 
-    def is_running(self) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def is_running(self) -> bool: ...
 
 
 class ScriptController(Controller):
