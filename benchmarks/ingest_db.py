@@ -249,10 +249,18 @@ def verify(dsn: str, symbols: list[str], per_symbol: int, sample: int = 20_000) 
 
 
 def last_trade_visible(conn: psycopg.Connection[Any], symbol: str, trade_id: str) -> bool:
-    """Is trade `trade_id` of `symbol` committed? An index probe, cheap enough to poll."""
+    """Is trade `trade_id` of `symbol` committed? Two index probes, cheap enough to poll.
+
+    The unique index is (exchange, symbol, "timestamp", trade_id): a lookup by trade_id
+    alone would scan every row of the symbol, and polled every 10 ms that took a database
+    core away from the run. The last trade carries the newest ts (the simulator's ts never
+    decreases), so once it is visible it is the row at max("timestamp").
+    """
     row = conn.execute(
-        "SELECT 1 FROM raw_trades WHERE exchange = 'okx' AND symbol = %s AND trade_id = %s LIMIT 1",
-        (symbol, trade_id),
+        "SELECT 1 FROM raw_trades WHERE exchange = 'okx' AND symbol = %s AND trade_id = %s "
+        'AND "timestamp" = (SELECT max("timestamp") FROM raw_trades '
+        "WHERE exchange = 'okx' AND symbol = %s)",
+        (symbol, trade_id, symbol),
     ).fetchone()
     return row is not None
 
