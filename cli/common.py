@@ -3,6 +3,9 @@
 Every command body runs inside `reporting_errors()`: a TcpdError becomes one red message
 on stderr (secrets masked) and exit code 2 for config errors, 1 for anything else; never
 a traceback.
+
+Nothing here imports rich at module level: `tcpd run` imports this module and would keep
+rich (~2 MB) in its memory for its whole life just to print an error on the way out.
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 
 from ingest.config import DatabaseFile, DatabaseSettings, load_database_file
 from ingest.config.errors import from_validation_error
@@ -26,8 +27,6 @@ from ingest.redact import redact_text
 DEFAULT_DATABASE_CONFIG = Path("config/database.json")
 CONFIG_EXIT = 2
 ERROR_EXIT = 1
-
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DatabaseConfigOption = Annotated[
     Path | None,
@@ -46,6 +45,10 @@ DatabaseUrlOption = Annotated[
 
 def fail(error: TcpdError) -> NoReturn:
     """Print `error` in red on stderr and exit: 2 for a ConfigError, 1 for other errors."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     stderr.print(f"[bold red]error:[/] [red]{escape(redact_text(str(error)))}[/]")
     raise typer.Exit(CONFIG_EXIT if isinstance(error, ConfigError) else ERROR_EXIT)
 

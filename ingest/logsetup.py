@@ -13,7 +13,6 @@ into a log line.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 from pathlib import Path
 
 from ingest.config.logging_file import LoggingFile
@@ -76,6 +75,9 @@ def configure_logging(config: LoggingFile) -> LoggingSetup:
     if config.console_output:
         handlers.append(logging.StreamHandler())
     if config.file_output:
+        # Imported only here: it pulls in pickle, which a console-only process never uses.
+        from logging.handlers import TimedRotatingFileHandler
+
         directory = Path(config.log_directory)
         directory.mkdir(parents=True, exist_ok=True)
         deleted: list[Path] = []
@@ -83,7 +85,7 @@ def configure_logging(config: LoggingFile) -> LoggingSetup:
             # The live file counts as one of max_files.
             deleted = cleanup_old_files(directory, config.max_files)
         handlers.append(
-            logging.handlers.TimedRotatingFileHandler(
+            TimedRotatingFileHandler(
                 directory / LOG_FILE_NAME,
                 when="midnight",
                 utc=True,
