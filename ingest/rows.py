@@ -49,4 +49,7 @@ class DeadLetter(NamedTuple):
     raw_text: str
 
 
+DataRow = TradeRow | MarketRow
+"""What parsing a data frame yields."""
+
 Row = TradeRow | MarketRow | DeadLetter

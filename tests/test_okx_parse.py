@@ -396,3 +396,83 @@ def test_accepted_number_spellings(okx: OkxAdapter) -> None:
     for px in ("0", "64040", "64040.", "0.5", ".5", "1e-8", "2.5E+3", "9" * 40 + "." + "9" * 40, "1e999"):
         (trade,) = okx.parse(_trade(px=px), store_raw_data=False).trades
         assert trade.price == px
+
+
+def test_non_ascii_digits_are_not_numbers(okx: OkxAdapter) -> None:
+    # Python's \d takes other scripts' digits; PostgreSQL's numeric refuses them, so one
+    # such price would make a whole COPY batch fail.
+    for px in ("١٢٣", "1.٥", "١e5"):
+        with pytest.raises(FrameError) as info:
+            okx.parse(_trade(px=px), store_raw_data=False)
+        assert info.value.reason == f"trades: field 'px' {NOT_DECIMAL} {px!r}"
+
+
+# -- parse_batch: the collector's hot path agrees with parse ------------------------------
+
+CONTROL_FIXTURES = [
+    "subscribe_ack_trades.json",
+    "error_60018.handmade.json",
+    "notice_64008.handmade.json",
+    "pong.handmade.txt",
+    "candle1m_spot_unconfirmed.json",
+]
+
+
+def _reference(okx: OkxAdapter, frames: list[str | bytes], store: bool) -> tuple[list[Any], list[Any], list[Any]]:
+    """What parse() says frame by frame, in parse_batch's shape."""
+    rows: list[Any] = []
+    controls: list[Any] = []
+    rejected: list[Any] = []
+    for frame in frames:
+        try:
+            result = okx.parse(frame, store)
+        except FrameError as exc:
+            rejected.append((frame, exc.reason))
+            continue
+        # parse_batch keeps each trade's market_data copy right after the trade.
+        market = iter(result.market)
+        for trade in result.trades:
+            rows.append(trade)
+            if store:
+                rows.append(next(market))
+        rows += list(market)
+        if result.control is not None:
+            controls.append(result.control)
+    return rows, controls, rejected
+
+
+def _ten_trades(first_id: int) -> str:
+    frame = frame_obj("trades_spot.json")
+    item = frame["data"][0]
+    frame["data"] = [{**item, "tradeId": str(first_id + i), "sz": f"0.{i + 1}"} for i in range(10)]
+    return dumps(frame)
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_parse_batch_equals_parse_frame_by_frame(okx: OkxAdapter, store: bool) -> None:
+    good: list[str | bytes] = [frame_text(n) for n in DATA_FIXTURES + CONTROL_FIXTURES]
+    good += [frame_text("trades_swap.json").encode(), _ten_trades(500)]
+    # A bad trade in the middle of a frame: the frame's earlier trades must not survive.
+    half_bad = orjson.loads(_ten_trades(900))
+    half_bad["data"][6]["px"] = "1,5"
+    bad: list[str | bytes] = [m[1] for m in MALFORMED] + [dumps(half_bad)]
+    frames = [frame for pair in zip(good * 6, bad, strict=False) for frame in pair]
+    frames += good + bad
+    batch = okx.parse_batch(frames, store)
+    rows, controls, rejected = _reference(okx, frames, store)
+    assert batch.rows == rows
+    assert batch.controls == controls
+    assert batch.rejected == rejected
+    assert len(batch.rejected) == 2 * len(bad)
+    assert len(rows) > 60  # the corpus does produce rows
+
+
+def test_parse_batch_drops_every_row_of_a_rejected_frame(okx: OkxAdapter) -> None:
+    frame = orjson.loads(_ten_trades(1))
+    frame["data"][9]["side"] = "short"
+    batch = okx.parse_batch([_ten_trades(100), dumps(frame), _ten_trades(200)], True)
+    ids = [r.trade_id for r in batch.rows if isinstance(r, TradeRow)]
+    assert ids == [str(i) for i in range(100, 110)] + [str(i) for i in range(200, 210)]
+    assert [reason for _, reason in batch.rejected] == [
+        "trades: field 'side' must be 'buy' or 'sell', got 'short'"
+    ]

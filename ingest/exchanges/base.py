@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Protocol
 
 from ingest.model import DataType
-from ingest.rows import MarketRow, TradeRow
+from ingest.rows import DataRow, MarketRow, TradeRow
 
 
 class ControlKind(Enum):
@@ -51,6 +51,15 @@ class FrameResult:
     control: Control | None = None
 
 
+@dataclass(slots=True)
+class ParsedBatch:
+    """Everything a batch of received frames produced, frame order kept within each list."""
+
+    rows: list[DataRow] = field(default_factory=list)  # to store
+    controls: list[Control] = field(default_factory=list)
+    rejected: list[tuple[str | bytes, str]] = field(default_factory=list)  # (frame, reason)
+
+
 class ExchangeAdapter(Protocol):
     """Builds subscriptions and parses frames for one exchange; never touches the network."""
 
@@ -68,5 +77,13 @@ class ExchangeAdapter(Protocol):
         ...
 
     def parse(self, frame: str | bytes, store_raw_data: bool) -> FrameResult:
-        """Turn one received frame into rows or a control signal; raise FrameError(reason)."""
+        """Turn one received frame into rows or a control signal; raise FrameError(reason).
+
+        The reference behaviour: parse_batch must give the same rows, controls and reasons.
+        """
+        ...
+
+    def parse_batch(self, frames: Sequence[str | bytes], store_raw_data: bool) -> ParsedBatch:
+        """Parse many frames at once (the collector's hot path); never raises FrameError:
+        a malformed frame lands in `rejected` with its reason and adds no row."""
         ...

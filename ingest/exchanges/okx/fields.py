@@ -16,8 +16,9 @@ from ingest.errors import FrameError
 # Finite, non-negative decimals as OKX writes them ("63913.5", "0.00240857", "1e-8").
 # No sign, no NaN/Infinity, no whitespace: anything else is a malformed frame. Digit counts
 # are bounded so PostgreSQL's numeric always accepts the value and one absurd number can
-# never make a COPY batch fail.
-NUMBER = re.compile(r"(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:[eE][+-]?\d{1,3})?")
+# never make a COPY batch fail. ASCII only: `\d` would also take other scripts' digits,
+# which numeric refuses.
+NUMBER = re.compile(r"(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:[eE][+-]?\d{1,3})?", re.ASCII)
 
 # Milliseconds since the epoch: at most 14 digits (year 5138), well inside timestamptz.
 MAX_MS_DIGITS = 14

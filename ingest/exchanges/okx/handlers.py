@@ -1,8 +1,9 @@
 """Data-channel handlers: one function per OKX channel, turning `data` arrays into rows.
 
-Each handler takes (arg, data, store_raw_data) from an already-parsed frame and returns a
-FrameResult. Unknown fields are ignored; a missing or malformed required field raises
-FrameError with a reason naming the channel and the field.
+Each handler takes (arg, data, store_raw_data, rows) from an already-parsed frame and
+appends its rows to `rows`. Unknown fields are ignored; a missing or malformed required
+field raises FrameError with a reason naming the channel and the field (the caller drops
+whatever the frame had added).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Any
 import orjson
 
 from ingest.errors import FrameError
-from ingest.exchanges.base import FrameResult
 from ingest.exchanges.okx.channels import CANDLE_CHANNELS, EXCHANGE
 from ingest.exchanges.okx.fields import MAX_MS_DIGITS, NUMBER, SIDES, Kind, check_object, check_value
 from ingest.model import DataType
-from ingest.rows import MarketRow, TradeRow
+from ingest.rows import DataRow, MarketRow, TradeRow
 
-Handler = Callable[[dict[str, Any], list[Any], bool], FrameResult]
+Handler = Callable[[dict[str, Any], list[Any], bool, list[DataRow]], None]
 
 _TRADE_SPEC = {
     "instId": Kind.TEXT,
@@ -41,14 +41,25 @@ def _symbol(arg: dict[str, Any], where: str) -> str:
     return check_value(f"{where}: arg.instId", Kind.TEXT, arg.get("instId"))
 
 
-def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameResult:
+def _is_number(value: str) -> bool:
+    """A decimal as NUMBER defines it; the common plain form skips the regex (2x cheaper)."""
+    return (len(value) <= 40 and value.replace(".", "", 1).isdigit() and value.isascii()) or (
+        _match_number(value) is not None
+    )
+
+
+# A NamedTuple's generated __new__ is a Python function; tuple.__new__ builds the same row
+# without that call (0.28 -> 0.13 µs per row), which counts at 100,000+ trades a second.
+_new_row = tuple.__new__
+
+
+def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow]) -> None:
     """`trades`: one TradeRow per trade; with store_raw_data also the raw object, kept in
     TradeRow.raw_json (raw_trades.raw_data) and as a MarketRow of type trade (market_data)."""
-    rows: list[TradeRow] = []
-    market: list[MarketRow] = []
+    append = rows.append
     for item in data:
-        # Hot path: the common case pays for a handful of lookups and one regex per value;
-        # only a bad trade pays for check_object's precise diagnosis.
+        # Hot path: the common case pays for a handful of lookups and string checks; only
+        # a bad trade pays for check_object's precise diagnosis.
         try:
             symbol = item["instId"]
             trade_id = item["tradeId"]
@@ -57,30 +68,31 @@ def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameR
             side = item["side"]
             ts = item["ts"]
             ok = (
-                type(symbol) is str
-                and type(trade_id) is str
-                and bool(symbol)
-                and bool(trade_id)
-                and _match_number(px) is not None
-                and _match_number(sz) is not None
+                symbol.__class__ is str
+                and trade_id.__class__ is str
+                and symbol != ""
+                and trade_id != ""
+                and _is_number(px)
+                and _is_number(sz)
                 and side in SIDES
                 and len(ts) <= MAX_MS_DIGITS
-                and ts.isascii()
                 and ts.isdigit()
+                and ts.isascii()
             )
         except (KeyError, TypeError, AttributeError):
             ok = False
         if not ok:
             check_object("trades", item, _TRADE_SPEC)
             raise FrameError("trades: invalid trade")  # unreachable unless the specs diverge
-        # store_raw_data off: no raw object anywhere (raw_trades.raw_data is NULL), which
-        # roughly halves bytes per trade and the server's work per row.
-        raw = orjson.dumps(item).decode() if store_raw_data else ""
         ts_ms = int(ts)
-        rows.append(TradeRow(EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw))
         if store_raw_data:
-            market.append(MarketRow(EXCHANGE, symbol, _TRADE, ts_ms, raw))
-    return FrameResult(rows, market)
+            raw = orjson.dumps(item).decode()
+            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw)))
+            append(_new_row(MarketRow, (EXCHANGE, symbol, _TRADE, ts_ms, raw)))
+        else:
+            # No raw object anywhere (raw_trades.raw_data is NULL): roughly halves bytes
+            # per trade and the server's work per row.
+            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, "")))
 
 
 def _levels(where: str, levels: object) -> None:
@@ -93,9 +105,8 @@ def _levels(where: str, levels: object) -> None:
         check_value(f"{where}[{i}] size", Kind.NUMBER, level[1])
 
 
-def books5(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameResult:
+def books5(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow]) -> None:
     """`books5`: every push is a full 5-level snapshot, stored whole as an ORDERBOOK row."""
-    market: list[MarketRow] = []
     for item in data:
         if type(item) is not dict:
             raise FrameError(f"books5: expected a JSON object, got {type(item).__name__}")
@@ -107,13 +118,11 @@ def books5(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameR
         ts = check_value("books5: field 'ts'", Kind.MS, item["ts"])
         symbol = item.get("instId") or _symbol(arg, "books5")
         check_value("books5: field 'instId'", Kind.TEXT, symbol)
-        market.append(MarketRow(EXCHANGE, symbol, DataType.ORDERBOOK, int(ts), orjson.dumps(item).decode()))
-    return FrameResult([], market)
+        rows.append(MarketRow(EXCHANGE, symbol, DataType.ORDERBOOK, int(ts), orjson.dumps(item).decode()))
 
 
-def tickers(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameResult:
+def tickers(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow]) -> None:
     """`tickers`: last price, best bid/ask and 24h statistics, stored whole as a TICKER row."""
-    market: list[MarketRow] = []
     for item in data:
         obj = check_object("tickers", item, _TICKER_SPEC)
         for field in _TICKER_OPTIONAL:
@@ -123,14 +132,15 @@ def tickers(arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> Frame
         symbol = obj.get("instId") or _symbol(arg, "tickers")
         check_value("tickers: field 'instId'", Kind.TEXT, symbol)
         text = orjson.dumps(obj).decode()
-        market.append(MarketRow(EXCHANGE, symbol, DataType.TICKER, int(obj["ts"]), text))
-    return FrameResult([], market)
+        rows.append(MarketRow(EXCHANGE, symbol, DataType.TICKER, int(obj["ts"]), text))
 
 
 _CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "volume_ccy", "volume_ccy_quote")
 
 
-def candles(interval: str, arg: dict[str, Any], data: list[Any], store_raw_data: bool) -> FrameResult:
+def candles(
+    interval: str, arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow]
+) -> None:
     """`candle<interval>`: rows [ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm].
 
     Only closed candles (confirm "1") become CANDLE rows; a still-open candle is ignored.
@@ -139,22 +149,20 @@ def candles(interval: str, arg: dict[str, Any], data: list[Any], store_raw_data:
     """
     where = f"candle{interval}"
     symbol = _symbol(arg, where)
-    market: list[MarketRow] = []
-    for row in data:
-        if type(row) is not list or len(row) < 9:
+    for values in data:
+        if type(values) is not list or len(values) < 9:
             raise FrameError(f"{where}: expected a list of 9 values per candle")
-        start = check_value(f"{where}: ts", Kind.MS, row[0])
-        for name, value in zip(_CANDLE_FIELDS, row[1:8], strict=True):
+        start = check_value(f"{where}: ts", Kind.MS, values[0])
+        for name, value in zip(_CANDLE_FIELDS, values[1:8], strict=True):
             check_value(f"{where}: {name}", Kind.NUMBER, value)
-        confirm = row[8]
+        confirm = values[8]
         if confirm == "0":
             continue
         if confirm != "1":
             raise FrameError(f"{where}: confirm must be '0' or '1', got {confirm!r:.40}")
         candle: dict[str, Any] = {"interval": interval, "start_ms": int(start)}
-        candle.update(zip(_CANDLE_FIELDS, row[1:8], strict=True))
-        market.append(MarketRow(EXCHANGE, symbol, DataType.CANDLE, int(start), orjson.dumps(candle).decode()))
-    return FrameResult([], market)
+        candle.update(zip(_CANDLE_FIELDS, values[1:8], strict=True))
+        rows.append(MarketRow(EXCHANGE, symbol, DataType.CANDLE, int(start), orjson.dumps(candle).decode()))
 
 
 def build_handlers() -> dict[str, Handler]:
