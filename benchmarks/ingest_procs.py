@@ -145,9 +145,12 @@ class Collector:
     def write_configs(self) -> list[str]:
         """Write the three config files; return the `tcpd run` arguments."""
         base = self.url.rsplit("/ws/v5/", 1)[0]
+        connection: dict[str, Any] = {"public_ws_url": self.url, "business_ws_url": base + "/ws/v5/business"}
+        if os.environ.get("TCPD_BENCH_LINGER"):  # A/B runs of connection.receive_linger
+            connection["receive_linger"] = float(os.environ["TCPD_BENCH_LINGER"])
         okx = {
             "exchange": "okx",
-            "connection": {"public_ws_url": self.url, "business_ws_url": base + "/ws/v5/business"},
+            "connection": connection,
             "data_collection": {"store_raw_data": self.store_raw_data},
             "trading_pairs": [
                 {"symbol": s, "data_types": ["trade"], "channels": {"trades": "trades"}} for s in self.symbols

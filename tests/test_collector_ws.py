@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
+import orjson
 import pytest
 
-from ingest.collector import CollectorManager, ExchangeFactory
+from ingest.collector import BaseDataCollector, CollectorManager, ExchangeFactory
 from ingest.errors import ConfigError
 from ingest.model import DataType, ExchangeCollectorConfig, MarketDataPoint
 from ingest.simulator import OkxSimulator, SimulatorSettings
@@ -371,6 +372,20 @@ def test_factory_and_config_validation() -> None:
         ExchangeFactory.create_collector(
             ExchangeCollectorConfig("okx", "BTC-USDT", [DataType.TRADE], custom_params={"pingInterval": 3})
         )
+    for linger in (-1, 0.2, True, "0.005"):
+        with pytest.raises(ConfigError, match="receive_linger must be a number of seconds from 0 to 0.1"):
+            ExchangeFactory.create_collector(
+                ExchangeCollectorConfig(
+                    "okx", "BTC-USDT", [DataType.TRADE], custom_params={"urls": urls, "receive_linger": linger}
+                )
+            )
+    lingering = ExchangeFactory.create_collector(
+        ExchangeCollectorConfig(
+            "okx", "BTC-USDT", [DataType.TRADE], custom_params={"urls": urls, "receive_linger": 0}
+        )
+    )
+    assert isinstance(lingering, BaseDataCollector)
+    assert lingering.params.receive_linger == 0.0
     with pytest.raises(ConfigError, match="ping_interval must be a positive float"):
         ExchangeFactory.create_collector(
             ExchangeCollectorConfig("okx", "BTC-USDT", [DataType.TRADE], custom_params={"ping_interval": 0})
@@ -414,3 +429,41 @@ async def test_manager_runs_collectors_and_restart_resubscribes() -> None:
     assert after["collectors"]["okx-BTC-USDT"]["statistics"]["restarts"] == 1
     for symbol, sink in sinks.items():
         assert trade_keys(sink.trades) == [tuple(t) for t in sim.sent_trades if t.inst_id == symbol]
+
+
+async def test_frames_after_a_reconnect_notice_in_the_same_read_are_kept() -> None:
+    """Trades received in the same batch as notice 64008, after it, are stored too."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from ingest.simulator import wire
+
+    def trade(trade_id: str) -> bytes:
+        item = {"instId": "BTC-USDT", "tradeId": trade_id, "px": "1.5", "sz": "2", "side": "buy", "ts": "1"}
+        return orjson.dumps({"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [item]})
+
+    connections = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.recv()  # the subscribe
+        if connections == 1:
+            burst = [trade("1"), wire.notice("64008", "soon", "c1").encode(), trade("2"), trade("3")]
+            # One write: the client reads all four frames at once.
+            ws.transport.write(b"".join(wire.text_frame(frame) for frame in burst))
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        sink = MemorySink()
+        urls = {"public": f"ws://127.0.0.1:{port}/ws/v5/public"}
+        collector = ExchangeFactory.create_collector(
+            ExchangeCollectorConfig("okx", "BTC-USDT", [DataType.TRADE], custom_params={"urls": urls}), sink
+        )
+        await collector.start()
+        try:
+            await wait_for(lambda: connections == 2, what="proactive reconnect")
+            await wait_for(lambda: len(sink.trades) == 3, what="all trades")
+        finally:
+            await collector.stop()
+    assert [t.trade_id for t in sink.trades] == ["1", "2", "3"]

@@ -105,6 +105,19 @@ def test_wrong_type_says_expected_and_found(tmp_path: Path) -> None:
     assert "boolean" in problems["trading_pairs[0].enabled"].expected
 
 
+@pytest.mark.parametrize("linger", [-0.001, 0.5, "5ms"])
+def test_receive_linger_is_bounded(tmp_path: Path, linger: Any) -> None:
+    with pytest.raises(ConfigFileError) as info:
+        load_exchange_file(write(tmp_path, "okx.json", exchange_doc(receive_linger=linger)))
+    assert [p.key for p in info.value.problems] == ["connection.receive_linger"]
+
+
+def test_receive_linger_default_and_off(tmp_path: Path) -> None:
+    assert load_exchange_file(write(tmp_path, "a.json", exchange_doc())).connection.receive_linger == 0.005
+    off = load_exchange_file(write(tmp_path, "b.json", exchange_doc(receive_linger=0)))
+    assert off.connection.receive_linger == 0.0
+
+
 def test_unknown_data_type_lists_the_known_ones(tmp_path: Path) -> None:
     doc = exchange_doc()
     doc["trading_pairs"][0]["data_types"] = ["trade", "orderbok"]

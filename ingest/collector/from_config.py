@@ -25,6 +25,7 @@ def _pair_config(exchange: ExchangeFile, pair: TradingPair, sink: Any) -> Exchan
         "max_reconnect_attempts": conn.max_reconnect_attempts,
         "reconnect_delay": conn.reconnect_delay,
         "max_reconnect_delay": conn.max_reconnect_delay,
+        "receive_linger": conn.receive_linger,
         "max_silence": dc.max_silence,
         "buffer_size": dc.buffer_size,
     }

@@ -11,6 +11,8 @@ understood (every one optional; defaults match config/okx.json's `connection` se
                            auto_restart is on (5)
     reconnect_delay        first backoff delay in seconds, doubled per failure (5.0)
     max_reconnect_delay    backoff cap in seconds (60.0)
+    receive_linger         seconds reading pauses after a read that delivered data, so one
+                           wake-up takes many messages (0.005; 0 = off; at most 0.1)
     max_silence            seconds without data after which the collector restarts (60.0)
     buffer_size            callback queue capacity in rows; full -> dropped for callbacks only (1000)
     callback_timeout       seconds an async callback may take before it counts as failed (5.0)
@@ -40,8 +42,9 @@ _FLOAT_KEYS = (
     "callback_timeout",
 )
 _INT_KEYS = ("max_reconnect_attempts", "buffer_size")
+MAX_LINGER = 0.1
 KNOWN_KEYS = frozenset(
-    {*_FLOAT_KEYS, *_INT_KEYS, "urls", "channels", "name", "sink"},
+    {*_FLOAT_KEYS, *_INT_KEYS, "receive_linger", "urls", "channels", "name", "sink"},
 )
 
 
@@ -60,6 +63,7 @@ class CollectorParams:
     max_silence: float = 60.0
     buffer_size: int = 1000
     callback_timeout: float = 5.0
+    receive_linger: float = 0.005
 
 
 def default_name(exchange: str, symbol: str) -> str:
@@ -85,6 +89,14 @@ def parse_params(exchange: str, symbol: str, custom: Mapping[str, Any] | None) -
             values[key] = _positive(
                 exchange, symbol, key, custom[key], int, zero_ok=key == "max_reconnect_attempts"
             )
+    if "receive_linger" in custom:
+        linger = custom["receive_linger"]
+        if not isinstance(linger, int | float) or isinstance(linger, bool) or not 0 <= linger <= MAX_LINGER:
+            raise ConfigError(
+                f"collector {exchange}/{symbol}: custom_params.receive_linger must be a number of "
+                f"seconds from 0 to {MAX_LINGER}, found {linger!r}"
+            )
+        values["receive_linger"] = float(linger)
     urls = _str_map(exchange, symbol, "urls", custom.get("urls", {}))
     for url in urls.values():
         check_url(url)
