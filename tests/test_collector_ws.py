@@ -373,10 +373,13 @@ def test_factory_and_config_validation() -> None:
             ExchangeCollectorConfig("okx", "BTC-USDT", [DataType.TRADE], custom_params={"pingInterval": 3})
         )
     for linger in (-1, 0.2, True, "0.005"):
-        with pytest.raises(ConfigError, match="receive_linger must be a number of seconds from 0 to 0.1"):
+        with pytest.raises(ConfigError, match=r"receive_linger must be a number of seconds from 0 to 0\.1"):
             ExchangeFactory.create_collector(
                 ExchangeCollectorConfig(
-                    "okx", "BTC-USDT", [DataType.TRADE], custom_params={"urls": urls, "receive_linger": linger}
+                    "okx",
+                    "BTC-USDT",
+                    [DataType.TRADE],
+                    custom_params={"urls": urls, "receive_linger": linger},
                 )
             )
     lingering = ExchangeFactory.create_collector(

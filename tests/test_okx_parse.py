@@ -418,7 +418,9 @@ CONTROL_FIXTURES = [
 ]
 
 
-def _reference(okx: OkxAdapter, frames: list[str | bytes], store: bool) -> tuple[list[Any], list[Any], list[Any]]:
+def _reference(
+    okx: OkxAdapter, frames: list[str | bytes], store: bool
+) -> tuple[list[Any], list[Any], list[Any]]:
     """What parse() says frame by frame, in parse_batch's shape."""
     rows: list[Any] = []
     controls: list[Any] = []

@@ -25,8 +25,9 @@ Anything the scan cannot judge on its own (a masked frame, one over max_size) ha
 rest of the stream to websockets for good. Measured with benchmarks/ws_receive.py.
 
 Linger (`receive_linger`, seconds, default 0 = off): after a small read that delivered
-data (under LINGER_BELOW_BYTES), reading pauses that long, so at a steady rate of small messages one wake-up of the event
-loop takes many of them instead of one each. It adds at most that delay to each message.
+data (under LINGER_BELOW_BYTES), reading pauses that long, so at a steady rate of small
+messages one wake-up of the event loop takes many of them instead of one each. It adds
+at most that delay to each message.
 All lingering connections of an event loop resume together (one timer), so many
 connections cost one wake-up per linger, not one each. Why: on the 2-vCPU VMs this is
 measured on, every wake-up from idle costs 75-240 µs of process CPU (an idle asyncio
