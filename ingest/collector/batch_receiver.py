@@ -81,6 +81,7 @@ class BatchClientConnection(ClientConnection):
         self._high, self._low = high, low
         self.receive_linger = 0.0
         self._lingering = False
+        self._small_read = True  # the read being processed is under LINGER_BELOW_BYTES
         # None: handshake (websockets reads); True: frame_scan reads; False: websockets reads.
         self._scanning: bool | None = None
         self._header_tail = b""  # the handshake's last bytes seen, to find its end
@@ -148,6 +149,8 @@ class BatchClientConnection(ClientConnection):
     # -- websockets callbacks -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         """Scan frames ourselves once the connection is open; websockets does the rest."""
+        # Whichever parser handles this read, only a small one may linger.
+        self._small_read = len(data) < LINGER_BELOW_BYTES
         if self._scanning:
             self._scan(data)
         elif self._scanning is None:
@@ -205,16 +208,16 @@ class BatchClientConnection(ClientConnection):
                 super().data_received(data[position:])
             break
         if len(ready) > before:
-            # A big read means a fast stream: the next read will be big too, and pausing
-            # would only leave the socket buffer full and the sender waiting.
-            self._delivered(linger=len(data) < LINGER_BELOW_BYTES)
+            self._delivered()
 
-    def _delivered(self, linger: bool = True) -> None:
+    def _delivered(self) -> None:
         """New messages are in _ready: apply backpressure and linger, wake the reader."""
         if self._high is not None and len(self._ready) > self._high and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
-        if linger and self.receive_linger > 0 and not self._lingering:
+        # A big read means a fast stream: the next read will be big too, and pausing would
+        # only leave the socket buffer full and the sender waiting.
+        if self._small_read and self.receive_linger > 0 and not self._lingering:
             self._lingering = True
             self.transport.pause_reading()
             _linger_clock(self.loop).add(self, self.receive_linger)
@@ -292,15 +295,15 @@ class _LingerClock:
     resume with it (sooner than their own delay, never later).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
+        # No reference to the loop: it is this clock's key in the weak _clocks mapping.
         self._waiting: list[BatchClientConnection] = []
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, connection: BatchClientConnection, delay: float) -> None:
         self._waiting.append(connection)
         if self._timer is None:
-            self._timer = self._loop.call_later(delay, self._fire)
+            self._timer = connection.loop.call_later(delay, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
@@ -315,5 +318,5 @@ _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LingerClock] = we
 def _linger_clock(loop: asyncio.AbstractEventLoop) -> _LingerClock:
     clock = _clocks.get(loop)
     if clock is None:
-        clock = _clocks[loop] = _LingerClock(loop)
+        clock = _clocks[loop] = _LingerClock()
     return clock
