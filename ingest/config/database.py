@@ -62,7 +62,7 @@ class TableNames(StrictModel):
 class WriterSettings(StrictModel):
     """Tuning of the COPY writer: batch size and delay, queue bound, retry backoff."""
 
-    batch_max_rows: PositiveInt = 5000
+    batch_max_rows: PositiveInt = 10000
     batch_max_delay: PositiveFloat = 0.02
     queue_max_rows: PositiveInt = 200_000
     retry_initial_delay: PositiveFloat = 0.5
