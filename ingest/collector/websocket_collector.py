@@ -2,10 +2,10 @@
 
 One connection per Subscription the adapter returns (OKX: public, plus business for
 candles). Each connection runs: connect -> send the subscribe frames -> read, where
-reading is `recv -> adapter.parse -> sink.put(rows)` and nothing else. A keepalive task
-per connection sends the adapter's text ping after `ping_interval` of silence (either
-direction) and aborts the connection if nothing at all (pong or data) arrives within
-`pong_timeout`.
+reading is `recv_batch -> adapter.parse_batch -> sink.put(rows)` and nothing else. A
+keepalive task per connection sends the adapter's text ping after `ping_interval` of
+silence (either direction) and aborts the connection if nothing at all (pong or data)
+arrives within `pong_timeout`.
 
 Reconnects use jittered exponential backoff from reconnect_delay capped at
 max_reconnect_delay. After `max_reconnect_attempts` consecutive failures the collector
