@@ -74,3 +74,50 @@ async def test_close_wakes_a_waiting_putter_with_an_error() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RowQueue(0)
+
+
+async def test_concurrent_takers_never_get_an_empty_batch_before_close() -> None:
+    """The writer runs several workers on one queue; an empty take means "closed" to them,
+    so a taker that loses the rows to another must keep waiting, not return []."""
+    q = RowQueue(1000)
+    got: list[tuple[str, int]] = []
+
+    async def taker(name: str) -> None:
+        while True:
+            batch = await q.take(100, max_delay=0.05)
+            if not batch:
+                got.append((name, 0))
+                return
+            got.append((name, len(batch)))
+            q.release(len(batch))
+
+    workers = [asyncio.create_task(taker("a")), asyncio.create_task(taker("b"))]
+    await asyncio.sleep(0.01)
+    await q.put(rows(3))
+    await asyncio.sleep(0.2)
+    # Both takers waited for the same oldest row; one got the rows, the other waits on.
+    assert sorted(n for _, n in got) == [3]
+    assert [w.done() for w in workers] == [False, False]
+    await q.put(rows(2, start=3))
+    await asyncio.sleep(0.2)
+    assert sorted(n for _, n in got) == [2, 3]
+    q.close()
+    await asyncio.wait_for(asyncio.gather(*workers), timeout=5)
+    assert sorted(n for _, n in got) == [0, 0, 2, 3]  # the empty batch only after close
+
+
+async def test_a_put_below_the_batch_size_does_not_end_the_wait_early() -> None:
+    q = RowQueue(1000)
+    await q.put(rows(1))
+    started = time.monotonic()
+    taking = asyncio.create_task(q.take(10, max_delay=0.3))
+    for i in range(5):  # 6 rows in all: still below the batch size of 10
+        await asyncio.sleep(0.02)
+        await q.put(rows(1, start=i + 1))
+    batch = await taking
+    assert len(batch) == 6
+    assert time.monotonic() - started >= 0.25  # waited for the delay, not the puts
+    await q.put(rows(10, start=100))
+    started = time.monotonic()
+    assert len(await q.take(10, max_delay=10)) == 10
+    assert time.monotonic() - started < 5  # a full batch returns at once

@@ -9,6 +9,7 @@ rows leave only through `take` and are released only after they are committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 
@@ -40,6 +41,10 @@ class RowQueue:
         self._has_room = asyncio.Event()
         self._has_room.set()
         self._changed = asyncio.Event()
+        # Rows a waiting take() needs before it returns early (0: it waits for the first
+        # row). A put below that does not wake it: its timer ends the wait anyway, and at
+        # a steady rate each needless wake-up of each writer worker costs CPU.
+        self._wanted = 0
 
     @property
     def queued(self) -> int:
@@ -66,7 +71,7 @@ class RowQueue:
             self._oldest = time.monotonic()
         self._rows += rows
         self._held += len(rows)
-        if not self._changed.is_set():
+        if len(self._rows) >= self._wanted and not self._changed.is_set():
             self._changed.set()
 
     async def put(self, rows: Sequence[Row]) -> None:
@@ -95,23 +100,23 @@ class RowQueue:
         After close() the remaining rows are returned at once; an empty list then means
         the queue is closed and drained.
         """
-        while len(self._rows) < max_rows:
-            if self._closed:
-                break
+        while len(self._rows) < max_rows and not self._closed:
             self._changed.clear()
             if not self._rows:
+                self._wanted = 0
                 await self._changed.wait()
                 continue
+            self._wanted = max_rows
             wait = self._oldest + max_delay - time.monotonic()
             if wait <= 0:
                 break
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
             # lands as the wait ends, which would leave a stopping writer running.
-            try:
+            # On timeout the loop looks again: another taker (the writer runs several) may
+            # have taken the rows meanwhile, and an empty result means "closed" to callers.
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._changed.wait()
-            except TimeoutError:
-                break
         batch = self._rows[:max_rows]
         del self._rows[:max_rows]
         return batch
