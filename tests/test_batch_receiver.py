@@ -329,10 +329,16 @@ async def test_pings_are_answered_while_nobody_reads(compression: str | None) ->
         await ws.close()
 
 
-async def test_max_size_still_enforced(compression: str | None) -> None:
+@pytest.mark.parametrize(
+    "oversize",
+    [[b"x" * 600, b"y" * 600], b"x" * 1001],  # over max_size across fragments / in one frame
+    ids=["fragments", "one-frame"],
+)
+async def test_max_size_still_enforced(compression: str | None, oversize: bytes | list[bytes]) -> None:
     async def handler(ws: ServerConnection) -> None:
         await ws.send(b"ok")
-        await ws.send([b"x" * 600, b"y" * 600])  # 1200 bytes > max_size across fragments
+        await ws.send(oversize)
+        await ws.send(b"never")
         await ws.wait_closed()
 
     async with server(handler, compression) as url:
@@ -587,17 +593,31 @@ async def test_handshake_response_cut_near_its_end(deflate: bool, cut: int) -> N
         await serving
 
 
-async def test_data_frame_inside_a_fragmented_message_is_a_protocol_error(deflate: bool) -> None:
+async def failed_by(
+    deflate: bool, bad_stream: Callable[[RawPeer], bytes], max_size: int | None = 2**20
+) -> tuple[list[bytes], ConnectionClosedError]:
+    """Send `bad_stream` from a raw server; return what arrived and how the client closed."""
     async with raw_server(deflate) as (url, accept):
-        ws, peer = await open_raw(url, accept)
+        ws, peer = await open_raw(url, accept, max_size=max_size)
         serving = asyncio.create_task(peer.serve_client_frames())
-        stream = peer.data([b"ok"]) + peer.frame(TEXT, b"started", fin=False)
-        stream += peer.frame(BINARY, b"not a continuation")
-        peer.send(stream)
-        got, exc = await read_until_closed(ws)
+        peer.send(bad_stream(peer))
+        got, exc = await asyncio.wait_for(read_until_closed(ws), timeout=5)
         await serving
-    assert got == [b"ok"]
     assert isinstance(exc, ConnectionClosedError)
+    assert exc.sent is not None
+    return got, exc
+
+
+async def test_data_frame_inside_a_fragmented_message_is_a_protocol_error(deflate: bool) -> None:
+    got, exc = await failed_by(
+        deflate,
+        lambda peer: (
+            peer.data([b"ok"])
+            + peer.frame(TEXT, b"started", fin=False)
+            + peer.frame(BINARY, b"not a continuation")
+        ),
+    )
+    assert got == [b"ok"]
     assert exc.sent is not None
     assert exc.sent.code == CloseCode.PROTOCOL_ERROR
 
@@ -656,46 +676,24 @@ async def test_fragmented_message_in_a_scanned_stream(deflate: bool) -> None:
         await serving
 
 
-async def test_single_frame_over_max_size(compression: str | None) -> None:
-    async def handler(ws: ServerConnection) -> None:
-        await ws.send(b"ok")
-        await ws.send(b"x" * 1001)
-        await ws.send(b"never")
-        await ws.wait_closed()
-
-    async with server(handler, compression) as url:
-        ws = await open_client(url, compression, max_size=1000)
-        got, exc = await read_until_closed(ws)
-    assert got == [b"ok"]
-    assert isinstance(exc, ConnectionClosedError)
-    assert exc.sent is not None
-    assert exc.sent.code == CloseCode.MESSAGE_TOO_BIG
-
-
 async def test_declared_length_over_max_size_fails_without_the_payload(deflate: bool) -> None:
-    async with raw_server(deflate) as (url, accept):
-        ws, peer = await open_raw(url, accept, max_size=1000)
-        serving = asyncio.create_task(peer.serve_client_frames())
-        # Only the header of a 2**40-byte frame: the client must not wait for its payload.
-        peer.send(peer.data([b"ok"]) + bytes([0x82, 127]) + (2**40).to_bytes(8, "big"))
-        got, exc = await asyncio.wait_for(read_until_closed(ws), timeout=5)
-        await serving
+    # Only the header of a 2**40-byte frame: the client must not wait for its payload.
+    got, exc = await failed_by(
+        deflate,
+        lambda peer: peer.data([b"ok"]) + bytes([0x82, 127]) + (2**40).to_bytes(8, "big"),
+        max_size=1000,
+    )
     assert got == [b"ok"]
-    assert isinstance(exc, ConnectionClosedError)
     assert exc.sent is not None
     assert exc.sent.code == CloseCode.MESSAGE_TOO_BIG
 
 
 async def test_masked_frame_from_the_server_is_a_protocol_error(deflate: bool) -> None:
-    async with raw_server(deflate) as (url, accept):
-        ws, peer = await open_raw(url, accept)
-        serving = asyncio.create_task(peer.serve_client_frames())
-        masked = Frame(BINARY, b"masked").serialize(mask=True)
-        peer.send(peer.data([b"first", b"second"]) + masked + peer.data([b"never"]))
-        got, exc = await asyncio.wait_for(read_until_closed(ws), timeout=5)
-        await serving
+    masked = Frame(BINARY, b"masked").serialize(mask=True)
+    got, exc = await failed_by(
+        deflate, lambda peer: peer.data([b"first", b"second"]) + masked + peer.data([b"never"])
+    )
     assert got == [b"first", b"second"]
-    assert isinstance(exc, ConnectionClosedError)
     assert exc.sent is not None
     assert exc.sent.code == CloseCode.PROTOCOL_ERROR
 
