@@ -10,10 +10,7 @@ import gc
 import hashlib
 import itertools
 import random
-import shutil
-import ssl
 import struct
-import subprocess
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -30,6 +27,7 @@ from websockets.protocol import OPEN
 
 from ingest.collector import batch_receiver
 from ingest.collector.batch_receiver import LINGER_BELOW_BYTES, BatchClientConnection
+from tests.tls_support import tls_contexts
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 # asyncio's selector transports read at most this much per data_received() call.
@@ -273,22 +271,6 @@ async def test_message_with_more_fragments_than_max_queue_does_not_stall(compres
             got += await asyncio.wait_for(ws.recv_batch(), timeout=5)
         assert got == [b"".join(b"%d," % i for i in range(40)), b"next"]
         await ws.close()
-
-
-def tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A throwaway certificate for 127.0.0.1: (server context, client context trusting it)."""
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to make a throwaway certificate")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_side.load_cert_chain(cert, key)
-    return server_side, ssl.create_default_context(cafile=cert)
 
 
 async def test_tls_stream_with_backpressure(tmp_path: Path, compression: str | None) -> None:

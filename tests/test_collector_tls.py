@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-import ssl
-import subprocess
 from pathlib import Path
 
-import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from ingest.collector import ExchangeFactory
 from ingest.collector.websocket_collector import WebSocketCollector
 from ingest.model import DataType, ExchangeCollectorConfig
 from tests.collector_support import MemorySink, wait_for
-
-
-def self_signed(tmp_path: Path) -> ssl.SSLContext:
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is needed to make a throwaway certificate")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return context
+from tests.tls_support import tls_contexts
 
 
 async def test_self_signed_certificate_is_refused(tmp_path: Path) -> None:
@@ -39,7 +21,7 @@ async def test_self_signed_certificate_is_refused(tmp_path: Path) -> None:
         accepted += 1
         await ws.wait_closed()
 
-    async with serve(handler, "127.0.0.1", 0, ssl=self_signed(tmp_path)) as server:
+    async with serve(handler, "127.0.0.1", 0, ssl=tls_contexts(tmp_path)[0]) as server:
         port = server.sockets[0].getsockname()[1]
         config = ExchangeCollectorConfig(
             "okx",
