@@ -10,7 +10,12 @@ from typing import Any
 from ingest.collector import BaseDataCollector, ExchangeFactory
 from ingest.model import DataType, ExchangeCollectorConfig
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
-from ingest.simulator import OkxSimulator
+from ingest.simulator import OkxSimulator, SimulatorSettings
+
+
+def simulator(**settings: Any) -> OkxSimulator:
+    """An OKX simulator with these SimulatorSettings; `async with` starts and stops it."""
+    return OkxSimulator(SimulatorSettings(**settings))
 
 
 class MemorySink:

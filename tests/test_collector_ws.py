@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pytest
@@ -13,20 +12,16 @@ import pytest
 from ingest.collector import BaseDataCollector, CollectorManager, ExchangeFactory
 from ingest.errors import ConfigError
 from ingest.model import DataType, ExchangeCollectorConfig, MarketDataPoint
-from ingest.simulator import OkxSimulator, SimulatorSettings
+from ingest.simulator import OkxSimulator
 from tests.collector_support import MemorySink, collector_for, trade_keys, wait_for
+from tests.collector_support import simulator as make_simulator
 
 QUIET = "ETH-USDT"  # accepted by the simulator, never streamed: a silent subscription
 
 
-@asynccontextmanager
-async def simulator(**settings: object) -> AsyncIterator[OkxSimulator]:
-    sim = OkxSimulator(SimulatorSettings(extra_symbols=(QUIET,), **settings))  # type: ignore[arg-type]
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.stop()
+def simulator(**settings: Any) -> OkxSimulator:
+    """The shared simulator, also accepting subscriptions to QUIET."""
+    return make_simulator(extra_symbols=(QUIET,), **settings)
 
 
 async def test_every_trade_sent_is_put_value_for_value() -> None:

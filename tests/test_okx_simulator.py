@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from ingest.simulator import IDLE_CLOSE_CODE, OkxSimulator, SentTrade, Simulator
 from ingest.simulator.generator import TradeGenerator
 from ingest.simulator.replay import load_replay
 from ingest.simulator.wire import MALFORMED_FRAMES
+from tests.collector_support import simulator
 
 OKX_DATA = Path(__file__).parent / "data" / "okx"
 RECORDING = OKX_DATA / "ccxt_okx_ws_messages.extract.jsonl"
@@ -33,16 +33,6 @@ OKX = OkxAdapter()
 
 def sub(channel: str, inst_id: str, op: str = "subscribe") -> str:
     return orjson.dumps({"op": op, "args": [{"channel": channel, "instId": inst_id}]}).decode()
-
-
-@asynccontextmanager
-async def running(**settings: object) -> AsyncIterator[OkxSimulator]:
-    simulator = OkxSimulator(SimulatorSettings(**settings))  # type: ignore[arg-type]
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 async def recv(ws: ClientConnection, within: float = 5.0) -> str | bytes:
@@ -94,7 +84,7 @@ async def wait_for(condition: Callable[[], bool], within: float = 5.0) -> None:
 
 async def test_generated_trades_equal_the_record_value_for_value() -> None:
     settings = {"symbols": ("BTC-USDT", "ETH-USDT"), "total": 60, "trades_per_message": 3}
-    async with running(**settings) as sim, connect(sim.url) as ws:
+    async with simulator(**settings) as sim, connect(sim.url) as ws:
         args = [{"channel": "trades", "instId": "BTC-USDT"}, {"channel": "trades", "instId": "ETH-USDT"}]
         await ws.send(orjson.dumps({"op": "subscribe", "args": args}).decode())
         received: list[TradeRow] = []
@@ -116,7 +106,7 @@ async def test_generated_trades_equal_the_record_value_for_value() -> None:
 
 
 async def test_nothing_is_sent_before_a_subscription() -> None:
-    async with running(total=10) as sim, connect(sim.url) as ws:
+    async with simulator(total=10) as sim, connect(sim.url) as ws:
         with pytest.raises(TimeoutError):
             await recv(ws, within=0.2)
         assert sim.sent_trades == []
@@ -124,7 +114,7 @@ async def test_nothing_is_sent_before_a_subscription() -> None:
 
 
 async def test_ping_pong_and_ignored_pings() -> None:
-    async with running(total=0) as sim, connect(sim.url) as ws:
+    async with simulator(total=0) as sim, connect(sim.url) as ws:
         await ws.send("ping")
         control = (await recv_parsed(ws)).control
         assert control is not None
@@ -146,7 +136,7 @@ async def test_ping_pong_and_ignored_pings() -> None:
     ],
 )
 async def test_refused_subscriptions(path: str, channel: str, inst_id: str, code: str) -> None:
-    async with running(total=0) as sim, connect(sim.urls[path]) as ws:
+    async with simulator(total=0) as sim, connect(sim.urls[path]) as ws:
         await ws.send(sub(channel, inst_id))
         control = (await recv_parsed(ws)).control
         assert control is not None
@@ -156,7 +146,7 @@ async def test_refused_subscriptions(path: str, channel: str, inst_id: str, code
 
 
 async def test_candles_are_served_on_business() -> None:
-    async with running(total=0, replay=RECORDING) as sim, connect(sim.business_url) as ws:
+    async with simulator(total=0, replay=RECORDING) as sim, connect(sim.business_url) as ws:
         await subscribe(ws, "candle1m", "BTC-USDT-SWAP")
         frames = [await recv(ws), await recv(ws)]
     recorded = [
@@ -169,7 +159,7 @@ async def test_candles_are_served_on_business() -> None:
 
 
 async def test_invalid_request_is_answered_with_error() -> None:
-    async with running(total=0) as sim, connect(sim.url) as ws:
+    async with simulator(total=0) as sim, connect(sim.url) as ws:
         await ws.send('{"op":"login"}')
         control = (await recv_parsed(ws)).control
         assert control is not None
@@ -178,7 +168,7 @@ async def test_invalid_request_is_answered_with_error() -> None:
 
 
 async def test_unknown_path_is_refused() -> None:
-    async with running(total=0) as sim:
+    async with simulator(total=0) as sim:
         with pytest.raises(InvalidStatus) as info:
             async with connect(sim.base_url + "/ws/v5/private"):
                 pass
@@ -189,7 +179,7 @@ async def test_unknown_path_is_refused() -> None:
 
 
 async def test_idle_connection_is_closed_with_4004() -> None:
-    async with running(total=0, idle_timeout=0.3) as sim:
+    async with simulator(total=0, idle_timeout=0.3) as sim:
         async with connect(sim.url) as ws:
             started = time.monotonic()
             with pytest.raises(ConnectionClosed) as info:
@@ -201,7 +191,7 @@ async def test_idle_connection_is_closed_with_4004() -> None:
 
 
 async def test_pings_keep_a_connection_alive() -> None:
-    async with running(total=0, idle_timeout=0.3) as sim, connect(sim.url) as ws:
+    async with simulator(total=0, idle_timeout=0.3) as sim, connect(sim.url) as ws:
         for _ in range(6):
             await ws.send("ping")
             assert await recv(ws) == "pong"
@@ -210,7 +200,7 @@ async def test_pings_keep_a_connection_alive() -> None:
 
 
 async def test_notice_64008_then_close() -> None:
-    async with running(total=0) as sim, connect(sim.url) as ws:
+    async with simulator(total=0) as sim, connect(sim.url) as ws:
         await asyncio.gather(sim.notice_and_close(delay=0.05), _expect_notice(ws))
         with pytest.raises(ConnectionClosed) as info:
             await recv(ws)
@@ -225,7 +215,7 @@ async def _expect_notice(ws: ClientConnection) -> None:
 
 
 async def test_malformed_injection() -> None:
-    async with running(total=0) as sim, connect(sim.url) as ws:
+    async with simulator(total=0) as sim, connect(sim.url) as ws:
         assert await sim.inject() == len(MALFORMED_FRAMES)
         reasons = []
         for _ in MALFORMED_FRAMES:
@@ -241,7 +231,7 @@ async def test_malformed_injection() -> None:
 
 
 async def test_graceful_disconnect_then_resubscribe_continues_the_stream() -> None:
-    async with running(total=300, rate=3000.0) as sim:
+    async with simulator(total=300, rate=3000.0) as sim:
         received: list[TradeRow] = []
         async with connect(sim.url) as ws:
             await subscribe(ws, "trades", "BTC-USDT")
@@ -261,7 +251,7 @@ async def test_graceful_disconnect_then_resubscribe_continues_the_stream() -> No
 
 
 async def test_abrupt_disconnect_loses_only_buffered_frames_and_never_repeats() -> None:
-    async with running(total=400, rate=4000.0) as sim:
+    async with simulator(total=400, rate=4000.0) as sim:
         received: list[TradeRow] = []
         async with connect(sim.url) as ws:
             await subscribe(ws, "trades", "BTC-USDT")
@@ -283,7 +273,7 @@ async def test_abrupt_disconnect_loses_only_buffered_frames_and_never_repeats() 
 
 
 async def test_resend_overlap_after_resubscribe() -> None:
-    async with running(total=200, rate=2000.0, resend_on_resubscribe=5, trades_per_message=2) as sim:
+    async with simulator(total=200, rate=2000.0, resend_on_resubscribe=5, trades_per_message=2) as sim:
         received: list[TradeRow] = []
         async with connect(sim.url) as ws:
             await subscribe(ws, "trades", "BTC-USDT")
@@ -308,7 +298,7 @@ async def test_resend_overlap_after_resubscribe() -> None:
 
 
 async def test_rate_is_respected() -> None:
-    async with running(total=300, rate=1000.0) as sim, connect(sim.url) as ws:
+    async with simulator(total=300, rate=1000.0) as sim, connect(sim.url) as ws:
         await subscribe(ws, "trades", "BTC-USDT")
         started = time.monotonic()
         await recv_trades(ws, 300)
@@ -333,7 +323,7 @@ async def test_replay_sends_recorded_frames_byte_for_byte() -> None:
     tickers = [r["raw"] for r in lines if '"channel":"tickers","instId":"BTC-USDT"},"data"' in r["raw"]]
     trades = [r["raw"] for r in lines if '"channel":"trades","instId":"BTC-USDT-SWAP"},"data"' in r["raw"]]
     assert (len(tickers), len(trades)) == (4, 2)
-    async with running(total=0, replay=RECORDING) as sim, connect(sim.url) as ws:
+    async with simulator(total=0, replay=RECORDING) as sim, connect(sim.url) as ws:
         await subscribe(ws, "tickers", "BTC-USDT")
         assert [await recv(ws) for _ in tickers] == tickers
         await subscribe(ws, "trades", "BTC-USDT-SWAP")
@@ -347,14 +337,14 @@ async def test_replay_sends_recorded_frames_byte_for_byte() -> None:
 
 async def test_replay_of_a_single_frame_file() -> None:
     frame = (OKX_DATA / "books5_spot.json").read_text().strip()
-    async with running(total=0, replay=OKX_DATA / "books5_spot.json") as sim, connect(sim.url) as ws:
+    async with simulator(total=0, replay=OKX_DATA / "books5_spot.json") as sim, connect(sim.url) as ws:
         await subscribe(ws, "books5", "BTC-USDT")
         assert await recv(ws) == frame
 
 
 async def test_endless_stream_built_in_chunks_matches_the_record() -> None:
     # tiny chunks and batches: many chunk boundaries (ts refreshes) and trimmed frames
-    async with running(chunk_trades=7, batch_frames=4, trades_per_message=2) as sim, connect(sim.url) as ws:
+    async with simulator(chunk_trades=7, batch_frames=4, trades_per_message=2) as sim, connect(sim.url) as ws:
         await subscribe(ws, "trades", "BTC-USDT")
         received = await recv_trades(ws, 120)
     assert [int(t.trade_id) for t in received] == list(range(1, 121))
@@ -365,7 +355,7 @@ async def test_endless_stream_built_in_chunks_matches_the_record() -> None:
 
 
 async def test_busy_port_is_a_clear_error() -> None:
-    async with running(total=0) as sim:
+    async with simulator(total=0) as sim:
         other = OkxSimulator(SimulatorSettings(port=sim.port, total=0))
         with pytest.raises(
             ConfigError, match=rf"simulator cannot listen on 127.0.0.1:{sim.port}: .*another port"
@@ -469,7 +459,7 @@ async def no_market_within(ws: ClientConnection, seconds: float) -> list[MarketR
 
 async def test_books5_pushes_are_five_level_snapshots_with_a_seq_chain() -> None:
     settings = {"rate": 2000.0, "books_per_second": 50.0, "tickers_per_second": 0.0}
-    async with running(**settings) as sim, connect(sim.url) as ws:
+    async with simulator(**settings) as sim, connect(sim.url) as ws:
         early = await subscribe_keeping(ws, ("trades", "BTC-USDT"), ("books5", "BTC-USDT"))
         books = await recv_market(ws, DataType.ORDERBOOK, 8, early)
     traded_prices = {t.price for t in sim.sent_trades}
@@ -492,7 +482,7 @@ async def test_books5_pushes_are_five_level_snapshots_with_a_seq_chain() -> None
 
 async def test_tickers_follow_the_trades_with_bid_below_ask() -> None:
     settings = {"rate": 2000.0, "books_per_second": 0.0, "tickers_per_second": 40.0}
-    async with running(**settings) as sim, connect(sim.url) as ws:
+    async with simulator(**settings) as sim, connect(sim.url) as ws:
         early = await subscribe_keeping(ws, ("trades", "BTC-USDT"), ("tickers", "BTC-USDT"))
         tickers = await recv_market(ws, DataType.TICKER, 5, early)
     traded = {(t.price, t.size) for t in sim.sent_trades}
@@ -516,7 +506,7 @@ async def test_tickers_follow_the_trades_with_bid_below_ask() -> None:
 
 async def test_quotes_go_only_to_their_subscribers_and_stop_on_unsubscribe() -> None:
     settings = {"symbols": ("BTC-USDT", "ETH-USDT"), "books_per_second": 50.0, "tickers_per_second": 50.0}
-    async with running(**settings) as sim, connect(sim.url) as a, connect(sim.url) as b:
+    async with simulator(**settings) as sim, connect(sim.url) as a, connect(sim.url) as b:
         await subscribe(a, "books5", "BTC-USDT")
         await subscribe(b, "tickers", "ETH-USDT")
         a_rows = await recv_market(a, DataType.ORDERBOOK, 3)
@@ -536,7 +526,7 @@ async def test_quotes_go_only_to_their_subscribers_and_stop_on_unsubscribe() -> 
 
 async def test_rate_zero_sends_no_quotes() -> None:
     settings = {"books_per_second": 0.0, "tickers_per_second": 0.0}
-    async with running(**settings) as sim, connect(sim.url) as ws:
+    async with simulator(**settings) as sim, connect(sim.url) as ws:
         assert await subscribe_keeping(ws, ("books5", "BTC-USDT"), ("tickers", "BTC-USDT")) == []
         assert await no_market_within(ws, 0.3) == []
     assert sim.sent_quotes == []
@@ -544,7 +534,7 @@ async def test_rate_zero_sends_no_quotes() -> None:
 
 async def test_quote_rates_are_roughly_respected_and_stop_with_the_connection() -> None:
     settings = {"books_per_second": 20.0, "tickers_per_second": 5.0, "record": False}
-    async with running(**settings) as sim:
+    async with simulator(**settings) as sim:
         async with connect(sim.url) as ws:
             rows = await subscribe_keeping(ws, ("books5", "BTC-USDT"), ("tickers", "BTC-USDT"))
             with contextlib.suppress(TimeoutError):

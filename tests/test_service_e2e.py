@@ -12,8 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
-from ingest.simulator import OkxSimulator, SimulatorSettings
-from tests.collector_support import wait_for
+from tests.collector_support import simulator, wait_for
 from tests.service_support import (
     Service,
     count,
@@ -26,16 +25,6 @@ from tests.service_support import (
     wait_trades,
     write_configs,
 )
-
-
-@asynccontextmanager
-async def simulator(**settings: object) -> AsyncIterator[OkxSimulator]:
-    sim = OkxSimulator(SimulatorSettings(**settings))  # type: ignore[arg-type]
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 @asynccontextmanager

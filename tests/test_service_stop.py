@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,12 @@ from ingest import service as service_module
 from ingest.config import DatabaseFile, ExchangeFile, TableNames, WriterSettings
 from ingest.rows import Row, TradeRow
 from ingest.service import IngestService
-from ingest.simulator import OkxSimulator, SimulatorSettings
+from ingest.simulator import OkxSimulator
 from ingest.storage import CollectorStatusRow, CopyWriter
-from tests.collector_support import MemorySink, collector_for, trade_keys, wait_for
+from tests.collector_support import MemorySink, collector_for, simulator, trade_keys, wait_for
 from tests.service_support import Service, db_trades, sent_tuples, wait_rows, write_configs
 
 UNREACHABLE_DSN = "postgresql://nobody@127.0.0.1:1/unused"
-
-
-@asynccontextmanager
-async def _simulator(**settings: object) -> AsyncIterator[OkxSimulator]:
-    sim = OkxSimulator(SimulatorSettings(**settings))  # type: ignore[arg-type]
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 class StatusRaceWriter:
@@ -85,7 +74,7 @@ class StatusRaceWriter:
 async def test_stop_racing_a_status_write_still_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
     writer = StatusRaceWriter()
     monkeypatch.setattr(service_module, "CopyWriter", lambda *args: writer)
-    async with _simulator(total=200) as sim:
+    async with simulator(total=200) as sim:
         database = DatabaseFile.model_validate(
             {"database": {"url": UNREACHABLE_DSN}, "writer": {"status_interval": 0.05}}
         )
@@ -137,7 +126,7 @@ async def _running_with_unwritten_rows(tmp_path: Path, sim: OkxSimulator, dsn: s
 
 
 async def test_second_sigterm_exits_at_once_and_counts_the_rows_lost(tmp_path: Path) -> None:
-    async with _simulator(total=300, rate=1000.0) as sim:
+    async with simulator(total=300, rate=1000.0) as sim:
         svc = await _running_with_unwritten_rows(tmp_path, sim, UNREACHABLE_DSN)
         try:
             await asyncio.sleep(0.5)  # every trade received: the writer holds 300 rows
@@ -158,7 +147,7 @@ async def test_sigterm_while_the_database_is_down_flushes_once_it_is_back(
     tmp_path: Path, migrated_db_dsn: str, native_engine: Any
 ) -> None:
     dsn = migrated_db_dsn
-    async with _simulator(total=300, rate=1000.0) as sim:
+    async with simulator(total=300, rate=1000.0) as sim:
         await asyncio.to_thread(native_engine.stop)
         try:
             svc = await _running_with_unwritten_rows(tmp_path, sim, dsn)
@@ -185,7 +174,7 @@ async def test_writer_abort_ends_a_stop_that_waits_for_the_database() -> None:
     await writer.start()
     await writer.put(
         [
-            TradeRow("okx", "BTC-USDT", str(i), "64000.5", "0.01", "buy", 1786538760218 + i, b"")
+            TradeRow("okx", "BTC-USDT", str(i), "64000.5", "0.01", "buy", 1786538760218 + i, "")
             for i in range(7)
         ]
     )
@@ -201,7 +190,7 @@ async def test_writer_abort_ends_a_stop_that_waits_for_the_database() -> None:
 
 
 async def test_stop_during_reconnect_backoff_returns_at_once() -> None:
-    async with _simulator(total=50) as sim:
+    async with simulator(total=50) as sim:
         sink = MemorySink()
         collector = collector_for(sim, sink, reconnect_delay=30.0, max_reconnect_delay=30.0)
         assert await collector.start()
