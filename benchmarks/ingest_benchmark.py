@@ -139,6 +139,7 @@ def _table(report: dict[str, Any]) -> str:
                 ".2f",
                 "<= 10" if key == "steady1" else "",
             )
+            add(f"steady 10,000 trades/s, {label}: wake-ups/s", s, "wakeups_per_s", ",.0f", "")
             add(f"steady 10,000 trades/s, {label}: VmRSS MB", s, "vm_rss_mb", ".1f", "")
             add(f"steady 10,000 trades/s, {label}: VmHWM MB", s, "vm_hwm_mb", ".1f", "")
             add(f"steady 10,000 trades/s, {label}: RssAnon MB (private)", s, "rss_anon_mb", ".1f", "")

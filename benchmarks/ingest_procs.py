@@ -37,6 +37,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def wakeups(pid: int) -> int:
+    """Voluntary context switches of all threads of `pid`: about one per sleep and wake-up."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[1])
+    return total
+
+
 def memory_kb(pid: int) -> dict[str, int]:
     """VmRSS, VmHWM (peak RSS) and RssAnon (private memory, no shared library pages) of `pid`, in kB."""
     out: dict[str, int] = {}

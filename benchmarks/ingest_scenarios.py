@@ -27,7 +27,7 @@ from ingest_db import (
     write_text_file,
 )
 from ingest_latency import VisibilityPoller, percentile
-from ingest_procs import BenchError, Collector, Simulator, cpu_seconds, memory_kb
+from ingest_procs import BenchError, Collector, Simulator, cpu_seconds, memory_kb, wakeups
 
 SYMBOL = "BTC-USDT"
 _QUEUE = re.compile(r"queue (\d+)/")
@@ -262,7 +262,7 @@ def steady(admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window
             while count_rows(conn) == 0:
                 time.sleep(0.05)
         time.sleep(warmup)
-        t1, c1 = time.time(), cpu_seconds(pid)
+        t1, c1, w1 = time.time(), cpu_seconds(pid), wakeups(pid)
         rss: list[int] = []
         anon: list[int] = []
         while time.time() < t1 + window:
@@ -270,7 +270,7 @@ def steady(admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window
             sample = memory_kb(pid)
             rss.append(sample["VmRSS"])
             anon.append(sample["RssAnon"])
-        t2, c2 = time.time(), cpu_seconds(pid)
+        t2, c2, w2 = time.time(), cpu_seconds(pid), wakeups(pid)
         mem = memory_kb(pid)
         stored = count_created_between(run.dsn, t1, t2)
         _wait_last_trade(run.dsn, syms, total // n_symbols, run.col, 60)
@@ -285,6 +285,7 @@ def steady(admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window
         "collector_cpu_s": c2 - c1,
         "cpu_us_per_trade": (c2 - c1) / stored * 1e6 if stored else None,
         "cpu_share_of_one_core": (c2 - c1) / (t2 - t1),
+        "wakeups_per_s": (w2 - w1) / (t2 - t1),
         "vm_rss_kb_median": statistics.median(rss),
         "vm_rss_kb_max": max(rss),
         "vm_hwm_kb": mem.get("VmHWM"),
