@@ -80,7 +80,7 @@ class CountingSink:
     def __init__(self) -> None:
         self.rows = 0
 
-    async def put(self, rows: Sequence[Row]) -> None:
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
         self.rows += len(rows)
 
 
@@ -92,7 +92,7 @@ class QueueSink:
         self._queue: deque[Sequence[Row]] = deque()
         self._event = asyncio.Event()
 
-    async def put(self, rows: Sequence[Row]) -> None:
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
         self._queue.append(rows)
         self._event.set()
 

@@ -26,7 +26,7 @@ class MemorySink:
         self.queue_rows = 0
         self.queue_capacity = 100
 
-    async def put(self, rows: Sequence[Row]) -> None:
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
         self.rows.extend(rows)
 
     def stats(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import random
 import struct
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -797,6 +798,30 @@ async def test_reader_draining_during_linger_does_not_end_it() -> None:
         peer.send(peer.data([b"next"]))
         assert await collect(ws, 1) == [b"next"]
         assert linger * 0.95 < ws.reads[-1].at - lingers_from < linger + 0.15
+        await ws.close()
+        await serving
+
+
+async def test_batch_since_reaches_back_to_the_start_of_the_linger() -> None:
+    # Messages read after a linger may have waited in the socket since it began: the
+    # writer's batch delay counts from there (batch_since), so linger and delay do not add up.
+    linger = 0.3
+    async with raw_server() as (url, accept):
+        ws, peer = await open_raw(url, accept)
+        serving = asyncio.create_task(peer.serve_client_frames())
+        ws.receive_linger = linger
+        before_first = time.monotonic()
+        peer.send(peer.data([b"first"]))
+        assert await ws.recv_batch() == [b"first"]
+        assert before_first <= ws.batch_since <= time.monotonic()  # read at once: its arrival
+        first_read = ws.batch_since
+        await asyncio.sleep(0.1)
+        second_sent = time.monotonic()
+        peer.send(peer.data([b"second"]))
+        assert await ws.recv_batch() == [b"second"]
+        assert time.monotonic() - second_sent > 0.1, "the read waited for the linger"
+        # Counted from the start of the linger, which began before the message was sent.
+        assert first_read <= ws.batch_since < second_sent
         await ws.close()
         await serving
 

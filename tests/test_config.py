@@ -113,7 +113,7 @@ def test_receive_linger_is_bounded(tmp_path: Path, linger: Any) -> None:
 
 
 def test_receive_linger_default_and_off(tmp_path: Path) -> None:
-    assert load_exchange_file(write(tmp_path, "a.json", exchange_doc())).connection.receive_linger == 0.005
+    assert load_exchange_file(write(tmp_path, "a.json", exchange_doc())).connection.receive_linger == 0.02
     off = load_exchange_file(write(tmp_path, "b.json", exchange_doc(receive_linger=0)))
     assert off.connection.receive_linger == 0.0
 

@@ -47,7 +47,7 @@ class StatusRaceWriter:
     async def start(self) -> None:
         pass
 
-    async def put(self, rows: Sequence[Row]) -> None:
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
         self.rows.extend(rows)
 
     async def write_status(self, rows: Sequence[CollectorStatusRow]) -> None:

@@ -121,3 +121,33 @@ async def test_a_put_below_the_batch_size_does_not_end_the_wait_early() -> None:
     started = time.monotonic()
     assert len(await q.take(10, max_delay=10)) == 10
     assert time.monotonic() - started < 5  # a full batch returns at once
+
+
+async def test_age_counts_from_since() -> None:
+    # Rows that already waited (in the socket, while reading lingered) close their batch
+    # that much sooner: the linger and the batch delay do not add up.
+    q = RowQueue(100)
+    await q.put(rows(2), since=time.monotonic() - 10)
+    started = time.monotonic()
+    assert len(await q.take(1000, max_delay=10)) == 2
+    assert time.monotonic() - started < 5
+    # A later put with an older `since` makes the queue older too.
+    await q.put(rows(1))
+    await q.put(rows(1, start=1), since=time.monotonic() - 10)
+    started = time.monotonic()
+    assert len(await q.take(1000, max_delay=10)) == 2
+    assert time.monotonic() - started < 5
+
+
+async def test_a_put_near_the_deadline_closes_the_batch_at_once() -> None:
+    # In the last tenth of max_delay a put ends the wait: the wake-up that brought the
+    # rows serves the writer too, instead of the timer waking the loop a moment later.
+    q = RowQueue(1000)
+    max_delay = 10.0
+    await q.put(rows(1), since=time.monotonic() - 8.9)  # due for an early close in 0.1 s
+    taking = asyncio.create_task(q.take(100, max_delay))
+    await asyncio.sleep(0.3)
+    assert not taking.done(), "nothing was put: the wait goes on until the deadline"
+    await q.put(rows(1, start=1))
+    batch = await asyncio.wait_for(taking, timeout=0.5)  # the deadline is ~0.8 s away
+    assert len(batch) == 2

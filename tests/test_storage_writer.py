@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import psycopg
@@ -14,6 +15,7 @@ import pytest
 from ingest.model import DataType
 from ingest.rows import DeadLetter, MarketRow, TradeRow
 from ingest.storage import CollectorStatusRow, QueueClosedError
+from ingest.storage.statements import COMMIT
 from tests.storage_support import (
     T0_MS,
     count,
@@ -198,17 +200,17 @@ async def test_unknown_commit_outcome_is_resolved_without_duplicates(
 ) -> None:
     # The connection "dies" right after COMMIT reached the server: the client sees an
     # error although the batch is in. Append-only market rows must not be written twice.
-    real_commit = psycopg.AsyncConnection.commit
+    real_execute = psycopg.AsyncCursor.execute
     armed = {"left": 1}
 
-    async def commit_then_fail(self: psycopg.AsyncConnection[object]) -> None:
-        is_batch = self.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-        await real_commit(self)
-        if is_batch and armed["left"]:
+    async def commit_then_fail(self: psycopg.AsyncCursor[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        done = await real_execute(self, query, *args, **kw)
+        if query is COMMIT and armed["left"]:
             armed["left"] -= 1
             raise psycopg.OperationalError("injected: connection lost after COMMIT")
+        return done
 
-    monkeypatch.setattr(psycopg.AsyncConnection, "commit", commit_then_fail)
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", commit_then_fail)
     rows = [MarketRow("okx", "BTC-USDT", DataType.TICKER, T0_MS + i, "{}") for i in range(10)]
     writer = make_writer(migrated_db_dsn)
     await writer.start()
@@ -219,6 +221,35 @@ async def test_unknown_commit_outcome_is_resolved_without_duplicates(
     assert count(migrated_db_dsn, "market_data") == 10
     assert writer.stats()["retries"] == 1
     assert any("had committed before the error" in r.getMessage() for r in caplog.records)
+
+
+async def test_unknown_outcome_of_a_trades_only_batch_is_resolved_by_the_unique_key(
+    migrated_db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A trades-only batch is one COPY in autocommit, without a transaction id to look up:
+    # when the connection "dies" just after that COPY committed, the retry meets the same
+    # trades in raw_trades and goes through ON CONFLICT DO NOTHING. Stored once each.
+    real_finish = psycopg.AsyncCopy.finish
+    armed = {"left": 1}
+
+    async def finish_then_fail(self: psycopg.AsyncCopy, exc: BaseException | None = None) -> None:
+        await real_finish(self, exc)
+        if exc is None and armed["left"]:
+            armed["left"] -= 1
+            raise psycopg.OperationalError("injected: connection lost after the COPY")
+
+    monkeypatch.setattr(psycopg.AsyncCopy, "finish", finish_then_fail)
+    rows = [trade(i) for i in range(20)]
+    writer = make_writer(migrated_db_dsn)
+    await writer.start()
+    await writer.put(rows)
+    await writer.stop(30)
+    assert armed["left"] == 0, "the fault was never injected"
+    assert read_trades(migrated_db_dsn) == expected_trades(rows)
+    stats = writer.stats()
+    assert stats["retries"] == 1
+    # The writer cannot tell its own committed rows from a replay: they count as skipped.
+    assert stats["duplicates_skipped"] == 20
 
 
 async def test_write_status_upserts_one_row_per_collector(migrated_db_dsn: str) -> None:

@@ -26,7 +26,8 @@ rest of the stream to websockets for good.
 Linger (`receive_linger`, seconds, default 0 = off): after a small read that delivered
 data (under LINGER_BELOW_BYTES), reading pauses that long, so at a steady rate of small
 messages one wake-up of the event loop takes many of them instead of one each. It adds
-at most that delay to each message.
+at most that delay to each message, and `batch_since` tells the writer, whose batch delay
+then counts from the start of the linger: the two do not add up.
 All lingering connections of an event loop resume together (one timer), so many
 connections cost one wake-up per linger, not one each. Why: on the 2-vCPU VMs this is
 measured on, every wake-up from idle costs 75-240 µs of process CPU (an idle asyncio
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import Any, NoReturn
 
@@ -53,7 +55,7 @@ __all__ = ["BatchClientConnection"]
 logger = logging.getLogger(__name__)
 
 # Linger only after reads smaller than this. A steady 10,000 messages/s of ~200 bytes is
-# ~10 KB per 5 ms linger; at full speed asyncio reads up to 256 KB at a time.
+# ~40 KB per 20 ms linger; at full speed asyncio reads up to 256 KB at a time.
 LINGER_BELOW_BYTES = 64 * 1024
 
 
@@ -80,6 +82,9 @@ class BatchClientConnection(ClientConnection):
         self._high, self._low = high, low
         self.receive_linger = 0.0
         self._lingering = False
+        self._linger_from: float | None = None  # when the linger the next read ends began
+        self._ready_since = 0.0  # earliest time a message in _ready may have arrived
+        self.batch_since = 0.0  # the same for the messages recv_batch() returned last
         self._small_read = True  # the read being processed is under LINGER_BELOW_BYTES
         # None: handshake (websockets reads); True: frame_scan reads; False: websockets reads.
         self._scanning: bool | None = None
@@ -127,6 +132,7 @@ class BatchClientConnection(ClientConnection):
             finally:
                 self._waiter = None
         ready = self._ready
+        self.batch_since = self._ready_since
         if max_frames is None or max_frames >= len(ready):
             self._ready = []
         else:
@@ -150,6 +156,10 @@ class BatchClientConnection(ClientConnection):
         """Scan frames ourselves once the connection is open; websockets does the rest."""
         # Whichever parser handles this read, only a small one may linger.
         self._small_read = len(data) < LINGER_BELOW_BYTES
+        if not self._ready:
+            # After a linger the bytes may have waited in the socket since it began.
+            self._ready_since = self._linger_from or time.monotonic()
+        self._linger_from = None
         if self._scanning:
             self._scan(data)
         elif self._scanning is None:
@@ -218,6 +228,7 @@ class BatchClientConnection(ClientConnection):
         # only leave the socket buffer full and the sender waiting.
         if self._small_read and self.receive_linger > 0 and not self._lingering:
             self._lingering = True
+            self._linger_from = time.monotonic()
             self.transport.pause_reading()
             _linger_clock(self.loop).add(self, self.receive_linger)
         self._wake()
@@ -292,19 +303,32 @@ class _LingerClock:
 
     The first connection to linger sets when it fires; the ones that linger meanwhile
     resume with it (sooner than their own delay, never later).
+
+    At a steady rate the ticks keep a fixed period: a linger that starts just after a
+    tick ends one `delay` after that tick, not after itself. Otherwise each tick would
+    drift later by the time spent reading, and a writer batch deadline counted from a
+    linger's start (batch_since) would fall just before the tick that brings its last
+    rows, costing the loop one more wake-up per batch instead of sharing the tick's.
     """
 
     def __init__(self) -> None:
         # No reference to the loop: it is this clock's key in the weak _clocks mapping.
         self._waiting: list[BatchClientConnection] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._last_tick = float("-inf")
 
     def add(self, connection: BatchClientConnection, delay: float) -> None:
         self._waiting.append(connection)
         if self._timer is None:
-            self._timer = connection.loop.call_later(delay, self._fire)
+            now = connection.loop.time()
+            when = self._last_tick + delay
+            if when <= now:  # no tick within the last `delay`: a fresh, full linger
+                when = now + delay
+            self._timer = connection.loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
+        assert self._timer is not None
+        self._last_tick = self._timer.when()
         self._timer = None
         waiting, self._waiting = self._waiting, []
         for connection in waiting:

@@ -12,7 +12,7 @@ understood (every one optional; defaults match config/okx.json's `connection` se
     reconnect_delay        first backoff delay in seconds, doubled per failure (5.0)
     max_reconnect_delay    backoff cap in seconds (60.0)
     receive_linger         seconds reading pauses after a read that delivered data, so one
-                           wake-up takes many messages (0.005; 0 = off; at most 0.1)
+                           wake-up takes many messages (0.02; 0 = off; at most 0.1)
     max_silence            seconds without data after which the collector restarts (60.0)
     buffer_size            callback queue capacity in rows; full -> dropped for callbacks only (1000)
     callback_timeout       seconds an async callback may take before it counts as failed (5.0)
@@ -63,7 +63,7 @@ class CollectorParams:
     max_silence: float = 60.0
     buffer_size: int = 1000
     callback_timeout: float = 5.0
-    receive_linger: float = 0.005
+    receive_linger: float = 0.02
 
 
 def default_name(exchange: str, symbol: str) -> str:

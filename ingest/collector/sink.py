@@ -1,4 +1,8 @@
-"""Where a collector puts its rows: anything with `async put(rows)` (the CopyWriter).
+"""Where a collector puts its rows: anything with `async put(rows, since)` (the CopyWriter).
+
+`since` is the monotonic time (time.monotonic) from which the rows may have been waiting
+already, e.g. in the socket while reading lingered; None means "now". A writer that
+batches by age counts from it, so a linger and a batch delay do not add up.
 
 The protocol is structural, so the collector does not import the storage package; the
 writer's queue gives backpressure by making put() wait while it is full.
@@ -16,7 +20,7 @@ from ingest.rows import Row
 class RowSink(Protocol):
     """Accepts rows; waits while its queue is full."""
 
-    async def put(self, rows: Sequence[Row]) -> None: ...
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None: ...
 
 
 class DiscardSink:
@@ -25,7 +29,7 @@ class DiscardSink:
     def __init__(self) -> None:
         self.rows_discarded = 0
 
-    async def put(self, rows: Sequence[Row]) -> None:
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
         """Count the rows and drop them."""
         self.rows_discarded += len(rows)
 

@@ -261,7 +261,7 @@ class WebSocketCollector(BaseDataCollector):
                 stats.rows_received += len(rows)
                 stats.last_data_mono = now
                 try:
-                    await put(rows)
+                    await put(rows, ws.batch_since)
                 except BaseException as exc:
                     # Only a timed-out or forced stop cancels a reader waiting on a full
                     # writer queue, or makes it put after the writer closed: say loudly

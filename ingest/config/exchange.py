@@ -24,7 +24,7 @@ class ConnectionSettings(StrictModel):
     max_reconnect_attempts: Annotated[int, Field(ge=0)] = 5
     reconnect_delay: PositiveFloat = 5.0
     max_reconnect_delay: PositiveFloat = 60.0
-    receive_linger: Annotated[float, Field(ge=0, le=0.1)] = 0.005
+    receive_linger: Annotated[float, Field(ge=0, le=0.1)] = 0.02
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> ConnectionSettings:

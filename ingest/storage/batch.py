@@ -1,13 +1,21 @@
 """One batch of rows, split by table and formatted once as COPY data, and its transaction.
 
-A batch is written in one transaction: COPY straight into raw_trades, market_data and
-dead_letters, commit. If the trades COPY hits a unique violation (a duplicate), that
-transaction is rolled back and the batch is written again with trades going through the
-staging table and ON CONFLICT DO NOTHING (see ingest.storage.statements); the batch
-remembers this, so retries after an outage go that way too. The transaction id is read first
-and kept, so that when the connection dies around COMMIT the writer can ask the server
-(txid_status) whether the batch committed instead of guessing. That is what makes a retry
-of append-only market_data and dead_letters rows exactly-once, not just trades.
+A batch is written in one transaction, on a connection in autocommit mode, with as few
+round trips as it can:
+
+- Trades only (the common case at high rates): one COPY straight into raw_trades, which is
+  its own transaction. Two round trips, COPY and its data.
+- Anything else: `BEGIN; SELECT txid_current()` in one round trip, one COPY per table, then
+  COMMIT. The transaction id is kept, so that when the connection dies around COMMIT the
+  writer can ask the server (txid_status) whether the batch committed instead of guessing.
+  That is what makes a retry of append-only market_data and dead_letters rows exactly-once.
+  A trades-only batch needs no id: its retry is exactly-once through the unique key (the
+  COPY meets the trades it already stored and the batch takes the staging path below).
+
+If the trades COPY hits a unique violation (a duplicate), that transaction is rolled back and
+the batch is written again with trades going through the staging table and ON CONFLICT DO
+NOTHING (see ingest.storage.statements); the batch remembers this, so retries after an outage
+go that way too.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import psycopg
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
 from ingest.storage.copy_format import dead_letters_copy, market_copy, trades_copy
 from ingest.storage.rejects import rejected
-from ingest.storage.statements import CREATE_STAGING, CURRENT_XID, XID_STATUS, Statements
+from ingest.storage.statements import BEGIN_WITH_XID, COMMIT, CREATE_STAGING, XID_STATUS, Statements
 
 _ROW_TYPES = (TradeRow, MarketRow, DeadLetter)
 
@@ -112,46 +120,50 @@ _staged: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
 async def _ensure_staging(conn: psycopg.AsyncConnection[Any]) -> None:
     if conn not in _staged:
         await conn.execute(CREATE_STAGING)
-        await conn.commit()
         _staged.add(conn)
 
 
 async def write_batch(conn: psycopg.AsyncConnection[Any], st: Statements, batch: Batch) -> Written:
-    """Write `batch` in one transaction on `conn` (not autocommit); return what was added."""
+    """Write `batch` atomically on `conn` (autocommit mode); return what was added."""
     if not batch.dedupe:
         try:
             return await _transaction(conn, st, batch)
         except psycopg.errors.UniqueViolation:
-            await conn.rollback()
+            await conn.rollback()  # nothing to do when the COPY was its own transaction
             batch.xid = None  # rolled back: certainly not committed
             batch.dedupe = True
     await _ensure_staging(conn)
     return await _transaction(conn, st, batch)
 
 
+async def _copy(cur: psycopg.AsyncCursor[Any], statement: bytes, data: bytes) -> None:
+    async with cur.copy(statement) as copy:
+        await copy.write(data)
+
+
 async def _transaction(conn: psycopg.AsyncConnection[Any], st: Statements, batch: Batch) -> Written:
+    c = batch.counts
     async with conn.cursor() as cur:
-        await cur.execute(CURRENT_XID)
+        if not (batch.dedupe or batch.market or batch.dead):
+            await _copy(cur, st.copy_trades, batch.trades)  # autocommit: its own transaction
+            return Written(c["trades"], 0, 0, 0)
+        await cur.execute(BEGIN_WITH_XID)
+        cur.nextset()
         got = await cur.fetchone()
         batch.xid = int(got[0]) if got else None
-        trades = batch.counts["trades"]
+        trades = c["trades"]
         if batch.trades and batch.dedupe:
-            async with cur.copy(st.copy_trades_stage) as copy:
-                await copy.write(batch.trades)
+            await _copy(cur, st.copy_trades_stage, batch.trades)
             await cur.execute(st.insert_trades_stage)
             trades = cur.rowcount
         elif batch.trades:
-            async with cur.copy(st.copy_trades) as copy:
-                await copy.write(batch.trades)
+            await _copy(cur, st.copy_trades, batch.trades)
         if batch.market:
-            async with cur.copy(st.copy_market) as copy:
-                await copy.write(batch.market)
+            await _copy(cur, st.copy_market, batch.market)
         if batch.dead:
-            async with cur.copy(st.copy_dead) as copy:
-                await copy.write(batch.dead)
-    await conn.commit()
+            await _copy(cur, st.copy_dead, batch.dead)
+        await cur.execute(COMMIT)
     batch.xid = None
-    c = batch.counts
     return Written(trades, c["market"], c["dead_letters"], c["trades"] - trades)
 
 
@@ -160,7 +172,6 @@ async def committed(conn: psycopg.AsyncConnection[Any], xid: int) -> bool | None
     async with conn.cursor() as cur:
         await cur.execute(XID_STATUS, (xid,))
         got = await cur.fetchone()
-    await conn.rollback()
     status = got[0] if got else None
     if status == "in progress":
         return None

@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from ingest.errors import TcpdError
 from ingest.rows import Row
 
+# Share of max_delay at the end of a take()'s wait in which the next put closes the batch.
+EARLY_CLOSE = 0.1
+
 
 class QueueClosedError(TcpdError):
     """put() was called after the writer stopped accepting rows."""
@@ -45,6 +48,8 @@ class RowQueue:
         # row). A put below that does not wake it: its timer ends the wait anyway, and at
         # a steady rate each needless wake-up of each writer worker costs CPU.
         self._wanted = 0
+        # From this monotonic time on, a put ends a waiting take() (see take()).
+        self._due = float("inf")
 
     @property
     def queued(self) -> int:
@@ -65,24 +70,29 @@ class RowQueue:
         """True when put_nowait() may be called now."""
         return self._held < self.capacity and not self._closed
 
-    def put_nowait(self, rows: Sequence[Row]) -> None:
-        """Queue `rows` without waiting; only call when has_room() (put() checks for you)."""
-        if not self._rows:
-            self._oldest = time.monotonic()
+    def put_nowait(self, rows: Sequence[Row], since: float | None = None) -> None:
+        """Queue `rows` without waiting; only call when has_room() (put() checks for you).
+
+        `since`: the monotonic time the rows may have started waiting (None: now); their
+        age, and so when their batch closes, counts from it.
+        """
+        arrived = time.monotonic() if since is None else since
+        if not self._rows or arrived < self._oldest:
+            self._oldest = arrived
         self._rows += rows
         self._held += len(rows)
-        if len(self._rows) >= self._wanted and not self._changed.is_set():
+        if not self._changed.is_set() and (len(self._rows) >= self._wanted or time.monotonic() >= self._due):
             self._changed.set()
 
-    async def put(self, rows: Sequence[Row]) -> None:
-        """Queue `rows`, first waiting while the queue is at capacity."""
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
+        """Queue `rows` (see put_nowait), first waiting while the queue is at capacity."""
         while self._held >= self.capacity and not self._closed:
             self._has_room.clear()
             await self._has_room.wait()
         if self._closed:
             raise QueueClosedError("the writer is stopping and accepts no more rows")
         if rows:
-            self.put_nowait(rows)
+            self.put_nowait(rows, since)
 
     def close(self) -> None:
         """Refuse further puts; waiting putters get QueueClosedError; takes drain what is left."""
@@ -97,6 +107,7 @@ class RowQueue:
     async def take(self, max_rows: int, max_delay: float) -> list[Row]:
         """Return up to max_rows rows once max_rows are queued or the oldest waited max_delay.
 
+        A put after the oldest row waited 90 % of max_delay (EARLY_CLOSE) ends the wait too.
         After close() the remaining rows are returned at once; an empty list then means
         the queue is closed and drained.
         """
@@ -104,18 +115,24 @@ class RowQueue:
             self._changed.clear()
             if not self._rows:
                 self._wanted = 0
+                self._due = float("inf")
                 await self._changed.wait()
                 continue
             self._wanted = max_rows
-            wait = self._oldest + max_delay - time.monotonic()
-            if wait <= 0:
+            deadline = self._oldest + max_delay
+            # In the last tenth of the wait a put closes the batch: the wake-up that
+            # brought the rows serves the writer too, instead of its own timer waking the
+            # loop once more a moment later.
+            self._due = deadline - max_delay * EARLY_CLOSE
+            now = time.monotonic()
+            if now >= self._due:
                 break
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
             # lands as the wait ends, which would leave a stopping writer running.
             # On timeout the loop looks again: another taker (the writer runs several) may
             # have taken the rows meanwhile, and an empty result means "closed" to callers.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(deadline - now):
                     await self._changed.wait()
         batch = self._rows[:max_rows]
         del self._rows[:max_rows]

@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 
@@ -36,7 +35,7 @@ def _dumps(value: Any) -> str:
 
 
 async def upsert_status(
-    conn: psycopg.AsyncConnection[Any], statement: sql.Composed, rows: Sequence[CollectorStatusRow]
+    conn: psycopg.AsyncConnection[Any], statement: bytes, rows: Sequence[CollectorStatusRow]
 ) -> None:
     """Insert or update one collector_status row per collector, in one transaction."""
     params = [

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from ingest.config.database import TableNames, WriterSettings
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 DEDUPE_AFTER_DUPLICATE = 10
 # Seconds stop() gives cancelled workers to unwind.
 CANCEL_GRACE = 2.0
+# Seconds a worker keeps its pool connection before giving it back for the pool's checks.
+LEASE_SECONDS = 60.0
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -49,9 +53,42 @@ Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 class RowSink(Protocol):
     """Where collectors hand their rows."""
 
-    async def put(self, rows: Sequence[Row]) -> None:
-        """Queue rows for writing; waits while the queue is full (backpressure)."""
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
+        """Queue rows (waiting since `since`, monotonic); waits while the queue is full."""
         ...
+
+
+class _Lease:
+    """A writer worker's pool connection, kept from one batch to the next.
+
+    Taking a connection from the pool and giving it back costs more CPU than a small
+    batch's COPY, so a worker keeps its connection while batches succeed; after an error,
+    or after LEASE_SECONDS, it goes back to the pool, which checks it (rolls back an open
+    transaction, replaces a broken or expired connection).
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._until = 0.0
+
+    async def connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is not None and time.monotonic() >= self._until:
+            await self.give_back()
+        if self._conn is None:
+            self._conn = await self._pool.getconn()
+            self._until = time.monotonic() + LEASE_SECONDS
+        return self._conn
+
+    async def give_back(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            # As the pool's own connection() context does: roll back without a warning.
+            with contextlib.suppress(psycopg.Error):
+                await conn.rollback()
+        await self._pool.putconn(conn)
 
 
 class WriterStateError(TcpdError):
@@ -68,7 +105,7 @@ class CopyWriter:
 
     def __init__(
         self,
-        pool_or_conninfo: Pool | str,
+        conninfo: str,
         tables: TableNames,
         settings: WriterSettings,
         *,
@@ -76,9 +113,8 @@ class CopyWriter:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self._conninfo = pool_or_conninfo if isinstance(pool_or_conninfo, str) else None
-        self._pool: Pool | None = None if isinstance(pool_or_conninfo, str) else pool_or_conninfo
-        self._owns_pool = isinstance(pool_or_conninfo, str)
+        self._conninfo = conninfo
+        self._pool: Pool | None = None
         self._settings = settings
         self._concurrency = concurrency
         self._st = build_statements(tables)
@@ -106,24 +142,24 @@ class CopyWriter:
         """Open the pool (without waiting for the database) and start the workers."""
         if self._started:
             raise WriterStateError("CopyWriter.start() called twice")
-        if self._pool is None:
-            assert self._conninfo is not None
-            self._pool = make_pool(
-                self._conninfo,
-                min_size=1,
-                max_size=self._concurrency + 1,
-                # A short wait for a connection: during an outage the retry loop, not
-                # the pool, decides when to try again.
-                timeout=2.0,
-                name="tcpd-writer",
-            )
-        if self._owns_pool:
-            # The pool's own reconnect backoff doubles up to reconnect_timeout (5 min by
-            # default), which after a long outage would delay recovery by as long again.
-            # Giving up sooner lets our retry loop's next getconn start a fresh attempt.
-            self._pool.reconnect_timeout = max(5.0, self._settings.retry_max_delay)
-            # Not waiting: a database that is down at start is an outage like any other.
-            await self._pool.open(wait=False)
+        self._pool = make_pool(
+            self._conninfo,
+            min_size=1,
+            max_size=self._concurrency + 1,
+            # A short wait for a connection: during an outage the retry loop, not
+            # the pool, decides when to try again.
+            timeout=2.0,
+            name="tcpd-writer",
+            # Transactions are explicit (ingest.storage.batch): a trades-only batch is
+            # one COPY, committed by itself, without BEGIN and COMMIT round trips.
+            autocommit=True,
+        )
+        # The pool's own reconnect backoff doubles up to reconnect_timeout (5 min by
+        # default), which after a long outage would delay recovery by as long again.
+        # Giving up sooner lets our retry loop's next getconn start a fresh attempt.
+        self._pool.reconnect_timeout = max(5.0, self._settings.retry_max_delay)
+        # Not waiting: a database that is down at start is an outage like any other.
+        await self._pool.open(wait=False)
         self._started = True
         for n in range(self._concurrency):
             task = asyncio.create_task(self._work(), name=f"tcpd-writer-{n}")
@@ -171,7 +207,7 @@ class CopyWriter:
                 lost,
                 self._last_error or "no error seen",
             )
-        if self._owns_pool and self._pool is not None:
+        if self._pool is not None:
             await self._pool.close()
 
     def abort(self) -> None:
@@ -188,17 +224,21 @@ class CopyWriter:
 
     # -- intake --------------------------------------------------------------------------
 
-    async def put(self, rows: Sequence[Row]) -> None:
-        """Queue rows for writing; waits while the queue holds queue_max_rows rows."""
+    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
+        """Queue rows for writing; waits while the queue holds queue_max_rows rows.
+
+        `since` (time.monotonic) is when the rows may have started waiting (e.g. in the
+        socket while reading lingered): batch_max_delay counts from it. None: now.
+        """
         if not self._started:
             raise WriterStateError("CopyWriter.put() before start()")
         # Types are not checked per row here (that would cost as much as the queueing):
         # Batch.build finds anything else and the worker dead-letters it.
         queue = self._queue
         if queue.has_room():  # the common case, without a second coroutine
-            queue.put_nowait(rows)
+            queue.put_nowait(rows, since)
         else:
-            await queue.put(rows)
+            await queue.put(rows, since)
 
     def pause(self) -> None:
         """Hold the workers before their next batch (maintenance and tests); put() still queues."""
@@ -212,60 +252,59 @@ class CopyWriter:
 
     async def _work(self) -> None:
         s = self._settings
-        while True:
-            await self._paused.wait()
-            rows = await self._queue.take(s.batch_max_rows, s.batch_max_delay)
-            if not rows:
-                return
-            # Cancelled (stop() ran out of time): the rows stay counted as held, so stop()
-            # reports them as not written.
-            await self._write(rows)
-            self._queue.release(len(rows))
+        assert self._pool is not None
+        lease = _Lease(self._pool)
+        try:
+            while True:
+                await self._paused.wait()
+                rows = await self._queue.take(s.batch_max_rows, s.batch_max_delay)
+                if not rows:
+                    return
+                # Cancelled (stop() ran out of time): the rows stay counted as held, so
+                # stop() reports them as not written.
+                await self._write(rows, lease)
+                self._queue.release(len(rows))
+        finally:
+            await lease.give_back()
 
-    async def _write(self, rows: list[Row]) -> None:
+    async def _write(self, rows: list[Row], lease: _Lease) -> None:
         """Commit `rows`, retrying through outages; bad rows end up as dead letters."""
         batch = Batch.build(rows)
         if batch.refused:
             logger.error("%d rows cannot be stored as given; dead-lettered", len(batch.refused))
             self._rejected += len(batch.refused)
-            await self._write(list[Row](batch.refused))
+            await self._write(list[Row](batch.refused), lease)
         if self._dedupe_left > 0:
             # Duplicates came recently (a replay, a reconnect overlap): skip the direct
             # COPY that would likely fail, go through staging at once.
             self._dedupe_left -= 1
             batch.dedupe = True
         backoff = Backoff(self._settings.retry_initial_delay, self._settings.retry_max_delay)
-        pool = self._pool
-        assert pool is not None
         stale_retry = True
         while True:
             conn: psycopg.AsyncConnection[Any] | None = None
             attempt_started = time.monotonic()
             try:
-                async with pool.connection() as conn:
-                    if batch.xid is not None:
-                        done = await committed(conn, batch.xid)
-                        if done is None:
-                            raise TcpdError("the previous try of this batch is still running")
-                        if done:
-                            logger.info("batch of %d rows had committed before the error", len(rows))
-                            self._count(
-                                Written(
-                                    batch.counts["trades"],
-                                    batch.counts["market"],
-                                    batch.counts["dead_letters"],
-                                    0,
-                                )
-                            )
-                            return
-                        batch.xid = None
-                    written = await write_batch(conn, self._st, batch)
+                conn = await lease.connection()
+                if batch.xid is not None:
+                    done = await committed(conn, batch.xid)
+                    if done is None:
+                        raise TcpdError("the previous try of this batch is still running")
+                    if done:
+                        logger.info("batch of %d rows had committed before the error", len(rows))
+                        c = batch.counts
+                        self._count(Written(c["trades"], c["market"], c["dead_letters"], 0))
+                        return
+                    batch.xid = None
+                written = await write_batch(conn, self._st, batch)
                 self._count(written)
                 return
             except Exception as exc:
+                # Whatever failed, the pool checks the connection (and replaces a broken one).
+                await lease.give_back()
                 if is_bad_data(exc):
                     batch.xid = None  # the server aborted that transaction
-                    await self._isolate(rows, exc)
+                    await self._isolate(rows, exc, lease)
                     return
                 if is_conflict(exc):
                     self._retries += 1
@@ -282,7 +321,7 @@ class CopyWriter:
                 self._retrying(exc, attempt_started)
             await asyncio.sleep(backoff.next_delay())
 
-    async def _isolate(self, rows: list[Row], exc: Exception) -> None:
+    async def _isolate(self, rows: list[Row], exc: Exception, lease: _Lease) -> None:
         """Split a batch the database refused until the bad rows are found; dead-letter them."""
         reason = _describe(exc)
         if len(rows) == 1:
@@ -292,11 +331,11 @@ class CopyWriter:
                 logger.error("dropping a dead letter the database refused: %s", reason)
                 return
             logger.warning("row refused by the database, dead-lettered: %s", reason)
-            await self._write([rejected(row, f"refused by the database: {reason}")])
+            await self._write([rejected(row, f"refused by the database: {reason}")], lease)
             return
         half = len(rows) // 2
-        await self._write(rows[:half])
-        await self._write(rows[half:])
+        await self._write(rows[:half], lease)
+        await self._write(rows[half:], lease)
 
     def _count(self, written: Written) -> None:
         if written.duplicates:
