@@ -17,6 +17,7 @@ from ingest.config import (
     load_exchange_file,
     load_logging_file,
 )
+from ingest.gc_policy import keep_gc_off_the_hot_path
 from ingest.logsetup import configure_logging
 from ingest.service import IngestService
 
@@ -53,6 +54,7 @@ def run(
         database = load_database_file(database_config)
         exchanges = [load_exchange_file(path) for path in config]
         setup = configure_logging(log_settings)
+        keep_gc_off_the_hot_path()
         try:
             code = asyncio.run(_serve(database, exchanges))
         finally:
