@@ -2,8 +2,9 @@
 
     collectors --put()--> RowQueue --take()--> workers --COPY/INSERT/COMMIT--> database
 
-- Batches close at batch_max_rows rows or when their oldest row waited batch_max_delay.
-- `concurrency` workers (default 2) each hold one pool connection while writing, so the
+- Batches close at batch_max_rows rows or when their oldest row waited batch_max_delay
+  (counted from put()'s `since`, e.g. the start of the reader's linger).
+- `concurrency` workers (default 2) each keep one pool connection (see _Lease), so the
   next batch is formatted and sent while the server still inserts the previous one.
 - A failed batch is kept and retried with jittered exponential backoff until it commits:
   the queue behind it fills and put() waits (backpressure), nothing is dropped. Rows the
