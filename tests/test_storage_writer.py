@@ -15,6 +15,7 @@ import pytest
 from ingest.model import DataType
 from ingest.rows import DeadLetter, MarketRow, TradeRow
 from ingest.storage import CollectorStatusRow, QueueClosedError
+from ingest.storage import writer as writer_module
 from ingest.storage.statements import COMMIT
 from tests.storage_support import (
     T0_MS,
@@ -250,6 +251,27 @@ async def test_unknown_outcome_of_a_trades_only_batch_is_resolved_by_the_unique_
     assert stats["retries"] == 1
     # The writer cannot tell its own committed rows from a replay: they count as skipped.
     assert stats["duplicates_skipped"] == 20
+
+
+async def test_workers_keep_their_connection_until_the_lease_ends(
+    migrated_db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def requests_for_batches(batches: int, first_id: int) -> int:
+        writer = make_writer(migrated_db_dsn, batch_max_delay=0.01)
+        await writer.start()
+        for i in range(batches):
+            await writer.put([trade(first_id + i)])
+            await wait_until(lambda n=i + 1: writer.stats()["batches"] >= n, 10, f"batch {i + 1}")
+        requests = int(writer._pool.get_stats()["requests_num"])  # type: ignore[union-attr]
+        await writer.stop(10)
+        return requests
+
+    # Kept: one pool request per worker, however many batches.
+    assert await requests_for_batches(6, first_id=0) <= 2
+    # A lease that ends at once: every batch takes a connection from the pool again.
+    monkeypatch.setattr(writer_module, "LEASE_SECONDS", 0.0)
+    assert await requests_for_batches(6, first_id=100) >= 6
+    assert count(migrated_db_dsn, "raw_trades") == 12
 
 
 async def test_write_status_upserts_one_row_per_collector(migrated_db_dsn: str) -> None:

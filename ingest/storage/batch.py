@@ -145,7 +145,8 @@ async def _transaction(conn: psycopg.AsyncConnection[Any], st: Statements, batch
     c = batch.counts
     async with conn.cursor() as cur:
         if not (batch.dedupe or batch.market or batch.dead):
-            await _copy(cur, st.copy_trades, batch.trades)  # autocommit: its own transaction
+            if batch.trades:  # (empty when every row was refused and dead-lettered)
+                await _copy(cur, st.copy_trades, batch.trades)  # autocommit: its own transaction
             return Written(c["trades"], 0, 0, 0)
         await cur.execute(BEGIN_WITH_XID)
         cur.nextset()

@@ -74,6 +74,7 @@ class _Lease:
         self._until = 0.0
 
     async def connection(self) -> psycopg.AsyncConnection[Any]:
+        """The kept connection, or a fresh one from the pool (waits during an outage)."""
         if self._conn is not None and time.monotonic() >= self._until:
             await self.give_back()
         if self._conn is None:
@@ -82,6 +83,7 @@ class _Lease:
         return self._conn
 
     async def give_back(self) -> None:
+        """Return the connection (if any) to the pool; the next connection() takes another."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
