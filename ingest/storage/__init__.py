@@ -2,6 +2,6 @@
 
 from ingest.storage.queue import QueueClosedError
 from ingest.storage.status import CollectorStatusRow
-from ingest.storage.writer import CopyWriter, RowSink, WriterStateError
+from ingest.storage.writer import CopyWriter, WriterStateError
 
-__all__ = ["CollectorStatusRow", "CopyWriter", "QueueClosedError", "RowSink", "WriterStateError"]
+__all__ = ["CollectorStatusRow", "CopyWriter", "QueueClosedError", "WriterStateError"]

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -49,14 +49,6 @@ CANCEL_GRACE = 2.0
 LEASE_SECONDS = 60.0
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
-
-
-class RowSink(Protocol):
-    """Where collectors hand their rows."""
-
-    async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
-        """Queue rows (waiting since `since`, monotonic); waits while the queue is full."""
-        ...
 
 
 class _Lease:
