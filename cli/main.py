@@ -11,51 +11,31 @@ lists every command and a typo still gets "did you mean".
 
 from __future__ import annotations
 
+import importlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import cache
 
 import typer
 
-
-def _add_run(app: typer.Typer) -> None:
-    from cli import run
-
-    app.command("run")(run.run)
-
-
-def _add_status(app: typer.Typer) -> None:
-    from cli import status
-
-    app.command("status")(status.status)
-
-
-def _add_simulate(app: typer.Typer) -> None:
-    from cli import simulate
-
-    app.command("simulate")(simulate.simulate)
-
-
-def _add_db(app: typer.Typer) -> None:
-    from cli import db
-
-    app.add_typer(db.app, name="db")
-
-
-def _add_candles(app: typer.Typer) -> None:
-    from cli import candles
-
-    app.add_typer(candles.app, name="candles")
-
-
-# In the order `tcpd --help` lists them (typer puts commands before groups anyway).
-COMMANDS: dict[str, Callable[[typer.Typer], None]] = {
-    "run": _add_run,
-    "status": _add_status,
-    "simulate": _add_simulate,
-    "db": _add_db,
-    "candles": _add_candles,
+# Command name -> what module cli.<name> registers: a function of that name is one command,
+# its `app` a command group. In the order `tcpd --help` lists them (typer puts commands
+# before groups anyway).
+COMMANDS: dict[str, str] = {
+    "run": "run",
+    "status": "status",
+    "simulate": "simulate",
+    "db": "app",
+    "candles": "app",
 }
+
+
+def _register(app: typer.Typer, name: str) -> None:
+    target = getattr(importlib.import_module(f"cli.{name}"), COMMANDS[name])
+    if isinstance(target, typer.Typer):
+        app.add_typer(target, name=name)
+    else:
+        app.command(name)(target)
 
 
 def _root() -> None:
@@ -76,7 +56,7 @@ def build_app(commands: Iterable[str] = COMMANDS) -> typer.Typer:
     # would make that command the whole program (`tcpd --config x` instead of `tcpd run ...`).
     app.callback()(_root)
     for name in commands:
-        COMMANDS[name](app)
+        _register(app, name)
     return app
 
 
