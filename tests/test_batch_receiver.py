@@ -493,6 +493,20 @@ async def open_raw(
     return await asyncio.wait_for(client, timeout=5), peer
 
 
+@contextlib.asynccontextmanager
+async def raw_client(
+    deflate: bool = False, **kwargs: object
+) -> AsyncIterator[tuple[RecordingConnection, RawPeer]]:
+    """A client connected to raw_server, the peer recording what it sends; on leaving, the
+    client closes (unless it already has) and the peer's recording runs to its end."""
+    async with raw_server(deflate) as (url, accept):
+        ws, peer = await open_raw(url, accept, **kwargs)
+        serving = asyncio.create_task(peer.serve_client_frames())
+        yield ws, peer
+        await ws.close()
+        await serving
+
+
 async def connect_recording(url: str, **kwargs: object) -> RecordingConnection:
     ws = await connect(url, create_connection=RecordingConnection, ping_interval=None, **kwargs)  # type: ignore[arg-type]
     assert isinstance(ws, RecordingConnection)
@@ -580,12 +594,9 @@ async def failed_by(
     deflate: bool, bad_stream: Callable[[RawPeer], bytes], max_size: int | None = 2**20
 ) -> tuple[list[bytes], ConnectionClosedError]:
     """Send `bad_stream` from a raw server; return what arrived and how the client closed."""
-    async with raw_server(deflate) as (url, accept):
-        ws, peer = await open_raw(url, accept, max_size=max_size)
-        serving = asyncio.create_task(peer.serve_client_frames())
+    async with raw_client(deflate, max_size=max_size) as (ws, peer):
         peer.send(bad_stream(peer))
         got, exc = await asyncio.wait_for(read_until_closed(ws), timeout=5)
-        await serving
     assert isinstance(exc, ConnectionClosedError)
     assert exc.sent is not None
     return got, exc
@@ -608,28 +619,21 @@ async def test_data_frame_inside_a_fragmented_message_is_a_protocol_error(deflat
 async def test_ping_in_a_fast_stream_is_answered(deflate: bool) -> None:
     before = payloads(random.Random(3), (50,) * 200)
     after = payloads(random.Random(4), (50,) * 200)
-    async with raw_server(deflate) as (url, accept):
-        ws, peer = await open_raw(url, accept)
-        serving = asyncio.create_task(peer.serve_client_frames())
+    async with raw_client(deflate) as (ws, peer):
         peer.send(peer.data(before) + peer.frame(PING, b"mid-stream") + peer.data(after))
         assert await collect(ws, 400) == before + after
         await wait_for(lambda: len(peer.received) > 0)
         assert [(f.opcode, f.data) for f in peer.received] == [(PONG, b"mid-stream")]
         assert ws.scanning is not deflate  # a ping does not end the scan
-        await ws.close()
-        await serving
 
 
 async def test_close_frame_mid_stream_delivers_what_came_before(deflate: bool) -> None:
     before = payloads(random.Random(5), (30, 200, 0, 70000, 30))
     close = Close(CloseCode.GOING_AWAY, "maintenance").serialize()
-    async with raw_server(deflate) as (url, accept):
-        ws, peer = await open_raw(url, accept)
-        serving = asyncio.create_task(peer.serve_client_frames())
+    async with raw_client(deflate) as (ws, peer):
         # What follows a close frame is not a message: the protocol ignores it.
         peer.send(peer.data(before) + peer.frame(CLOSE, close) + peer.data([b"after the close"]))
         got, exc = await read_until_closed(ws)
-        await serving
     assert got == before
     assert isinstance(exc, ConnectionClosedOK)
     assert exc.rcvd is not None
@@ -640,9 +644,7 @@ async def test_close_frame_mid_stream_delivers_what_came_before(deflate: bool) -
 async def test_fragmented_message_in_a_scanned_stream(deflate: bool) -> None:
     before = payloads(random.Random(6), (10, 130, 10))
     after = payloads(random.Random(7), (10, 130, 70000, 10))
-    async with raw_server(deflate) as (url, accept):
-        ws, peer = await open_raw(url, accept)
-        serving = asyncio.create_task(peer.serve_client_frames())
+    async with raw_client(deflate) as (ws, peer):
         # Encoded in the order sent: with deflate, each message's compression depends on the ones before.
         stream = peer.data(before)
         stream += peer.frame(BINARY, b"one,", fin=False)
@@ -655,8 +657,6 @@ async def test_fragmented_message_in_a_scanned_stream(deflate: bool) -> None:
         assert ws.scanning is not deflate
         await wait_for(lambda: len(peer.received) > 0)
         assert [(f.opcode, f.data) for f in peer.received] == [(PONG, b"between fragments")]
-        await ws.close()
-        await serving
 
 
 async def test_declared_length_over_max_size_fails_without_the_payload(deflate: bool) -> None:
@@ -730,10 +730,8 @@ def gaps_after(reads: list[Read], small: bool) -> list[float]:
 async def test_big_reads_do_not_linger(deflate: bool) -> None:
     linger = 0.2
     messages = payloads(random.Random(8), (1000,) * 2000)  # ~2 MB: reads of up to READ_CHUNK
-    async with raw_server(deflate) as (url, accept):
-        ws, peer = await open_raw(url, accept, max_size=None)
+    async with raw_client(deflate, max_size=None) as (ws, peer):
         ws.receive_linger = linger
-        serving = asyncio.create_task(peer.serve_client_frames())
         handshake_reads = len(ws.reads)
         peer.send(peer.data(messages))
         assert await collect(ws, len(messages)) == messages
@@ -743,8 +741,6 @@ async def test_big_reads_do_not_linger(deflate: bool) -> None:
         assert max(big) < linger / 2, [(read.size, read.at) for read in reads]
         # A small read (if any) did linger: the test can tell one from the other.
         assert all(gap > linger * 0.9 for gap in gaps_after(reads, small=True))
-        await ws.close()
-        await serving
 
 
 async def test_lingering_connections_of_a_loop_resume_together() -> None:
@@ -784,9 +780,7 @@ async def test_lingering_connections_of_a_loop_resume_together() -> None:
 
 async def test_reader_draining_during_linger_does_not_end_it() -> None:
     linger = 0.3
-    async with raw_server() as (url, accept):
-        ws, peer = await open_raw(url, accept, max_queue=(4, 1))
-        serving = asyncio.create_task(peer.serve_client_frames())
+    async with raw_client(max_queue=(4, 1)) as (ws, peer):
         ws.receive_linger = linger
         first = [b"%d" % i for i in range(10)]
         peer.send(peer.data(first))  # one small read: over high water and lingering
@@ -798,17 +792,13 @@ async def test_reader_draining_during_linger_does_not_end_it() -> None:
         peer.send(peer.data([b"next"]))
         assert await collect(ws, 1) == [b"next"]
         assert linger * 0.95 < ws.reads[-1].at - lingers_from < linger + 0.15
-        await ws.close()
-        await serving
 
 
 async def test_batch_since_reaches_back_to_the_start_of_the_linger() -> None:
     # Messages read after a linger may have waited in the socket since it began: the
     # writer's batch delay counts from there (batch_since), so linger and delay do not add up.
     linger = 0.3
-    async with raw_server() as (url, accept):
-        ws, peer = await open_raw(url, accept)
-        serving = asyncio.create_task(peer.serve_client_frames())
+    async with raw_client() as (ws, peer):
         ws.receive_linger = linger
         before_first = time.monotonic()
         peer.send(peer.data([b"first"]))
@@ -822,15 +812,11 @@ async def test_batch_since_reaches_back_to_the_start_of_the_linger() -> None:
         assert time.monotonic() - second_sent > 0.1, "the read waited for the linger"
         # Counted from the start of the linger, which began before the message was sent.
         assert first_read <= ws.batch_since < second_sent
-        await ws.close()
-        await serving
 
 
 async def test_linger_ending_with_a_full_buffer_waits_for_the_reader() -> None:
     linger = 0.05
-    async with raw_server() as (url, accept):
-        ws, peer = await open_raw(url, accept, max_queue=(4, 1))
-        serving = asyncio.create_task(peer.serve_client_frames())
+    async with raw_client(max_queue=(4, 1)) as (ws, peer):
         ws.receive_linger = linger
         first, rest = [b"%d" % i for i in range(10)], [b"r%d" % i for i in range(5)]
         peer.send(peer.data(first))
@@ -847,8 +833,6 @@ async def test_linger_ending_with_a_full_buffer_waits_for_the_reader() -> None:
         assert await ws.recv_batch() == first
         assert await collect(ws, 5) == rest
         assert ws.reads[-1].at - drained_at < 0.1  # resumed at once: the linger was over
-        await ws.close()
-        await serving
 
 
 async def test_slow_reader_with_linger_and_backpressure_loses_nothing(compression: str | None) -> None:
