@@ -1,142 +1,105 @@
 #!/usr/bin/env bash
-# TSL test engine: engines/pglite/server.mjs (PGlite + TimescaleDB TSL edition) in the background.
+# TSL test engine: TimescaleDB 2.28.3 with its TSL part (continuous aggregates, compression,
+# policies), built natively from source against a private copy of Debian's PostgreSQL 15, plus
+# a throwaway cluster on a private port and socket directory.
 #
-#   engines/tsl.sh [--dir D] [--port P] start|stop|restart|status|dsn|destroy
+#   engines/tsl.sh build                         verify the source tarball, build + install
+#   engines/tsl.sh [--dir D] [--port P] start    initdb (first time) and start; prints the DSN
+#   engines/tsl.sh [--dir D] [--port P] stop|restart|status|dsn|destroy
 #
+# The source: ../shared/engines/timescaledb-2.28.3.tar.xz next to the repository (a CI clone
+# at X/<clone> finds X/shared), or the file in env TCPD_TSL_TARBALL; its sha256 is pinned here.
+# The install: a copy of Debian's PostgreSQL tree (bin, lib, share, include; PostgreSQL is
+# relocatable) under /opt/tcpd-timescaledb-2.28.3 (env TCPD_TSL_PREFIX) with TimescaleDB
+# installed into it, so the system's PostgreSQL and its Apache timescaledb stay untouched.
+# A second build sees the installed prefix and returns at once.
 # Defaults: --dir <repo>/.engines/tsl-<port>, --port 55451 (env TCPD_TSL_DIR / TCPD_TSL_PORT).
-# The directory holds data/ (PGlite's data dir), server.pid and server.log.
-# Needs engines/pglite/node_modules: (cd engines/pglite && npm ci --legacy-peer-deps).
+# Cluster as in engines/native.sh: owner postgres as root, superuser postgres, trust on loopback.
+# Scheduled jobs fail on this engine (see docs/testing.md): run them with CALL run_job(id).
 set -euo pipefail
 
+ENGINE_NAME=tsl.sh
+ENGINE_ENV=TCPD_TSL
+DEFAULT_PORT=55451
+TSDB_VERSION=2.28.3
+TSDB_SHA256=5d53018815d2dc460a69f6300a17623595b44ff67d6ca73367521b0698115402
+PG_MAJOR=15
+SYSTEM_PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PGLITE=$REPO/engines/pglite
-START_TIMEOUT=${TCPD_TSL_START_TIMEOUT:-90}
+PREFIX=${TCPD_TSL_PREFIX:-/opt/tcpd-timescaledb-$TSDB_VERSION}
+TARBALL=${TCPD_TSL_TARBALL:-$REPO/../shared/engines/timescaledb-$TSDB_VERSION.tar.xz}
+# Debian installs PostgreSQL under /usr; the copy keeps the layout below $PREFIX instead
+PG_BIN=$PREFIX/lib/postgresql/$PG_MAJOR/bin
+# shellcheck source=engines/cluster.sh
+source "$REPO/engines/cluster.sh"
 
-die() { echo "tsl.sh: error: $*" >&2; exit 1; }
-note() { echo "tsl.sh: $*" >&2; }
-usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-
-PORT=${TCPD_TSL_PORT:-55451}
-DIR=${TCPD_TSL_DIR:-}
-CMD=
-while (($#)); do
-    case $1 in
-        --dir) DIR=${2:?--dir needs a value}; shift 2 ;;
-        --dir=*) DIR=${1#--dir=}; shift ;;
-        --port) PORT=${2:?--port needs a value}; shift 2 ;;
-        --port=*) PORT=${1#--port=}; shift ;;
-        -h|--help|help) usage 0 ;;
-        start|stop|restart|status|dsn|destroy) CMD=$1; shift ;;
-        *) echo "tsl.sh: unknown argument: $1" >&2; usage 2 ;;
-    esac
-done
-[[ -n $CMD ]] || usage 2
-[[ $PORT =~ ^[0-9]+$ ]] || die "port must be a number, got '$PORT'"
-[[ -n $DIR ]] || DIR=$REPO/.engines/tsl-$PORT
-mkdir -p "$(dirname "$DIR")"
-DIR=$(cd "$(dirname "$DIR")" && pwd)/$(basename "$DIR") # absolute: the server runs elsewhere
-PIDFILE=$DIR/server.pid
-LOG=$DIR/server.log
-DSN="postgresql://postgres@127.0.0.1:$PORT/postgres?sslmode=disable"
-
-pid() { [[ -f $PIDFILE ]] && cat "$PIDFILE"; }
-
-# Alive and really ours: the pid runs server.mjs (pids get reused after a crash).
-running() {
-    local p
-    p=$(pid) || return 1
-    [[ -n $p ]] && kill -0 "$p" 2>/dev/null &&
-        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'server.mjs'
+# The build in $1 (a prefix) is complete: its pg_config, library and extension files.
+installed_in() {
+    local bin=$1/lib/postgresql/$PG_MAJOR/bin share lib
+    [[ -x $bin/pg_config && -x $bin/postgres ]] || return 1
+    share=$("$bin/pg_config" --sharedir)/extension
+    lib=$("$bin/pg_config" --pkglibdir)
+    [[ -f $share/timescaledb--$TSDB_VERSION.sql && -f $lib/timescaledb-$TSDB_VERSION.so &&
+        -f $lib/timescaledb-tsl-$TSDB_VERSION.so ]] &&
+        grep -q "default_version = '$TSDB_VERSION'" "$share/timescaledb.control"
 }
 
-do_start() {
-    if running; then
-        note "already running (pid $(pid), $DIR)"
-        echo "$DSN"
+engine_installed() { installed_in "$PREFIX"; }
+
+verify_tarball() {
+    [[ -f $TARBALL ]] || die "no TimescaleDB source at $TARBALL: put timescaledb-$TSDB_VERSION.tar.xz \
+in ../shared/engines beside the repository or point TCPD_TSL_TARBALL at it"
+    local sum
+    sum=$(sha256sum "$TARBALL" | cut -d' ' -f1)
+    [[ $sum == "$TSDB_SHA256" ]] ||
+        die "$TARBALL has sha256 $sum, expected $TSDB_SHA256 (timescaledb $TSDB_VERSION): not building it"
+}
+
+# Copy Debian's PostgreSQL (bin, pkglib, share, include) to $1 with the same layout below /usr,
+# without the system's timescaledb files, and check that the copy's pg_config points into it.
+copy_postgres() {
+    local stage=$1 dir
+    for option in --bindir --pkglibdir --sharedir --includedir; do
+        dir=$("$SYSTEM_PG_CONFIG" "$option")
+        [[ $dir == /usr/* ]] || die "pg_config $option is $dir, not under /usr: unexpected layout"
+        mkdir -p "$stage$(dirname "${dir#/usr}")"
+        cp -a "$dir" "$stage${dir#/usr}"
+    done
+    find "$stage" -name 'timescaledb*' \( -type f -o -type l \) -delete
+    local copied
+    copied=$("$stage/lib/postgresql/$PG_MAJOR/bin/pg_config" --sharedir)
+    [[ $copied == "$stage/share/postgresql/$PG_MAJOR" ]] ||
+        die "the copied pg_config reports sharedir $copied, not inside $stage"
+}
+
+do_build() {
+    if engine_installed; then
+        note "timescaledb $TSDB_VERSION (TSL) already installed in $PREFIX (cached)"
         return 0
     fi
-    command -v node >/dev/null || die "node is not installed (Node >= 20 needed)"
-    [[ -d $PGLITE/node_modules/@electric-sql/pglite-socket ]] ||
-        die "engines/pglite/node_modules is missing: run (cd engines/pglite && npm ci --legacy-peer-deps)"
-    if (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        die "port $PORT is already in use by another server: pick another with --port"
-    fi
-    mkdir -p "$DIR/data"
-    : >"$LOG"
-    # setsid: the server must outlive this shell and not get the caller's Ctrl-C
-    (cd "$PGLITE" && exec setsid node server.mjs --data "$DIR/data" --port "$PORT" \
-        >>"$LOG" 2>&1 </dev/null) &
-    echo $! >"$PIDFILE"
-    local waited=0
-    until grep -q '^READY ' "$LOG"; do
-        if ! running && ! grep -q '^READY ' "$LOG"; then
-            tail -20 "$LOG" >&2
-            die "server exited during start (log: $LOG)"
-        fi
-        ((waited < START_TIMEOUT * 10)) || { do_stop; die "no READY within ${START_TIMEOUT}s (log: $LOG)"; }
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    local ready
-    ready=$(grep -m1 '^READY ' "$LOG")
-    # the server's own pid: setsid may have forked, then $! was only setsid's
-    [[ $ready =~ pid=([0-9]+) ]] && echo "${BASH_REMATCH[1]}" >"$PIDFILE"
-    note "$ready"
-    echo "$DSN"
+    verify_tarball
+    install_build_deps postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR cmake build-essential \
+        libssl-dev xz-utils
+    # build into a staging prefix, renamed at the end: a failed build never looks installed
+    local stage=$PREFIX.partial work
+    work=$(mktemp -d "${TMPDIR:-/tmp}/tcpd-tsdb-tsl-build.XXXXXX")
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'; as_root rm -rf '$stage'" EXIT
+    as_root rm -rf "$stage"
+    as_root mkdir -p "$stage"
+    [[ $EUID -eq 0 ]] || as_root chown "$(id -u):$(id -g)" "$stage"
+    note "copying PostgreSQL $PG_MAJOR into $stage"
+    copy_postgres "$stage"
+    tar -xJf "$TARBALL" -C "$work"
+    [[ -x $work/timescaledb-$TSDB_VERSION/bootstrap ]] || die "unexpected layout of $TARBALL"
+    note "building timescaledb $TSDB_VERSION (TSL edition)"
+    DESTDIR='' build_timescaledb "$work/timescaledb-$TSDB_VERSION" "$work" \
+        "$stage/lib/postgresql/$PG_MAJOR/bin/pg_config"
+    installed_in "$stage" || die "build finished but timescaledb $TSDB_VERSION is not in $stage"
+    as_root rm -rf "$PREFIX"
+    as_root mv "$stage" "$PREFIX"
+    engine_installed || die "timescaledb $TSDB_VERSION is not usable after moving it to $PREFIX"
+    note "installed timescaledb $TSDB_VERSION (TSL) with PostgreSQL $PG_MAJOR into $PREFIX"
 }
 
-do_stop() {
-    if ! running; then
-        note "not running ($DIR)"
-        rm -f "$PIDFILE"
-        return 0
-    fi
-    local p waited=0
-    p=$(pid)
-    kill -TERM "$p"
-    # wait for the exit: a second server on the same data dir would corrupt it
-    while kill -0 "$p" 2>/dev/null; do
-        if ((waited >= 300)); then
-            note "pid $p ignored SIGTERM for 30s: killing it"
-            kill -KILL "$p" 2>/dev/null || true
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    rm -f "$PIDFILE"
-    note "stopped ($DIR)"
-}
-
-do_status() {
-    if running; then
-        echo "running $DSN (pid $(pid), $DIR)"
-    else
-        echo "stopped ($DIR)"
-        return 3
-    fi
-}
-
-do_destroy() {
-    do_stop
-    [[ -d $DIR ]] || return 0
-    # only ever delete a directory this script made: data/, server.log, server.pid
-    local entry
-    for entry in "$DIR"/* "$DIR"/.[!.]*; do
-        [[ -e $entry ]] || continue
-        case ${entry##*/} in
-            data | server.log | server.pid) ;;
-            *) die "$DIR holds more than a tsl.sh engine (${entry##*/}): not removing it" ;;
-        esac
-    done
-    rm -rf "$DIR"
-    note "removed $DIR"
-}
-
-case $CMD in
-    start) do_start ;;
-    stop) do_stop ;;
-    restart) do_stop; do_start ;;
-    status) do_status ;;
-    dsn) echo "$DSN" ;;
-    destroy) do_destroy ;;
-esac
+engine_main "$@"

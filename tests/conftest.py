@@ -3,8 +3,8 @@
 Fixtures: db_dsn, migrated_db_dsn (native role), tsl_dsn, migrated_tsl_dsn (TSL role),
 native_engine (start/stop/restart of the native server, for fault tests).
 
-Environment: TCPD_TEST_DSN, TCPD_TEST_TSL_DSN (servers to use), TCPD_TEST_NATIVE_CTL (command
-controlling the TCPD_TEST_DSN server), TCPD_REQUIRE_TSL=1 (a TSL test that cannot run fails
+Environment: TCPD_TEST_DSN, TCPD_TEST_TSL_DSN (servers to use), TCPD_TEST_NATIVE_CTL and
+TCPD_TEST_TSL_CTL (commands controlling those servers), TCPD_REQUIRE_TSL=1 (a TSL test that cannot run fails
 the run instead of skipping), TCPD_REQUIRE_NATIVE_CONTROL=1 (same for fault tests),
 TCPD_TEST_NO_DOCKER=1 (do not try testcontainers).
 
@@ -118,7 +118,7 @@ def migrated_db_dsn(db_dsn: str) -> str:
 
 @pytest.fixture
 def tsl_dsn() -> Iterator[str]:
-    """A clean database with timescaledb's TSL edition (PGlite: the shared one, reset after)."""
+    """A fresh, empty database with timescaledb's TSL edition; dropped afterwards."""
     with _tsl().fresh_database() as dsn:
         yield dsn
 

@@ -16,7 +16,7 @@ CONNECT_TIMEOUT = 10
 
 
 def connect(dsn: str) -> psycopg.Connection[Any]:
-    """Autocommit connection without server-side prepared statements (PGlite shares one session)."""
+    """Autocommit connection without server-side prepared statements, like ingest.db.connection."""
     return psycopg.connect(dsn, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT)
 
 

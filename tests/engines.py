@@ -4,15 +4,15 @@ Two roles: "native" (PostgreSQL + TimescaleDB, Apache edition is enough: fault t
 concurrency, figures) and "tsl" (TimescaleDB's TSL edition: continuous aggregates,
 compression, policies). For each role, the first source that applies wins:
 
-1. the environment: TCPD_TEST_DSN (native), TCPD_TEST_TSL_DSN (tsl);
+1. the environment: TCPD_TEST_DSN (native), TCPD_TEST_TSL_DSN (tsl), each with an optional
+   command controlling it (TCPD_TEST_NATIVE_CTL, TCPD_TEST_TSL_CTL);
 2. a Docker engine that answers: one testcontainers container of
    timescale/timescaledb:latest-pg17 (full edition) serves both roles;
-3. the repository's own engines: engines/native.sh (port 55450) and engines/tsl.sh
-   (PGlite, port 55451), stopped again at session end when we started them.
+3. the repository's own engines: engines/native.sh (Apache 2.19.3, port 55450) and
+   engines/tsl.sh (TSL 2.28.3, port 55451), stopped again at session end when we started them.
 
-Isolation per test: a real server gives each test a new database (CREATE DATABASE, dropped
-WITH (FORCE) afterwards). PGlite has one shared session and ignores dbname, so there every
-test gets the same database and afterwards everything tests can create is dropped again.
+Isolation per test: every server gives each test a new database (CREATE DATABASE from a
+per-session template that has the extension, dropped WITH (FORCE) afterwards).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from engine_control import (
@@ -39,7 +39,6 @@ from engine_control import (
     connect,
     run_script,
 )
-from pglite_reset import SETTINGS, reset_shared_session
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -65,15 +64,6 @@ def with_dbname(dsn: str, dbname: str) -> str:
     return make_conninfo(dsn, dbname=dbname)
 
 
-def with_param(dsn: str, key: str, value: str) -> str:
-    """Set a libpq parameter (e.g. sslmode) in a DSN, URL or key=value."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != key] + [(key, value)]
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
-    return make_conninfo(dsn, **{key: value})
-
-
 @dataclass(frozen=True, slots=True)
 class ServerFacts:
     """What a server says about itself."""
@@ -81,19 +71,18 @@ class ServerFacts:
     server_version: str
     timescaledb_version: str | None  # installed in a test database (or available)
     license: str | None  # timescaledb.license once the library is loaded
-    pglite: bool
 
     def describe(self) -> str:
-        kind = "PGlite" if self.pglite else "PostgreSQL"
         return (
-            f"{kind} {self.server_version}, timescaledb {self.timescaledb_version} (license {self.license})"
+            f"PostgreSQL {self.server_version}, timescaledb {self.timescaledb_version}"
+            f" (license {self.license})"
         )
 
 
 def read_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
     """Ask the server (needs timescaledb created in the connected database for the license)."""
     row = conn.execute(
-        "SELECT current_setting('server_version'), version(),"
+        "SELECT current_setting('server_version'),"
         " coalesce((SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),"
         "          (SELECT default_version FROM pg_available_extensions"
         "            WHERE name = 'timescaledb')),"
@@ -102,9 +91,8 @@ def read_facts(conn: psycopg.Connection[Any]) -> ServerFacts:
     assert row is not None
     return ServerFacts(
         server_version=str(row[0]).split(" ")[0],
-        timescaledb_version=row[2],
-        license=row[3] or None,
-        pglite="emscripten" in str(row[1]).lower(),
+        timescaledb_version=row[1],
+        license=row[2] or None,
     )
 
 
@@ -119,25 +107,12 @@ class Engine:
     controller: Controller | None = None
     tests_served: int = 0
     isolation_seconds: float = 0.0
-    _settings: dict[str, str] = field(default_factory=dict)
     _template: str | None = None
-    _clean: bool = False
-
-    @property
-    def shared_session(self) -> bool:
-        """PGlite: one session for every connection; no per-test databases."""
-        return self.facts.pglite
 
     @contextmanager
     def fresh_database(self) -> Iterator[str]:
-        """DSN of a clean database with the timescaledb extension, cleaned up afterwards."""
+        """DSN of a new database with the timescaledb extension, dropped afterwards."""
         self.tests_served += 1
-        if self.shared_session:
-            yield from self._shared_session_database()
-        else:
-            yield from self._new_database()
-
-    def _new_database(self) -> Iterator[str]:
         name = f"{DB_PREFIX}{uuid.uuid4().hex[:16]}"
         started = time.perf_counter()
         template = self._template_database()
@@ -194,25 +169,6 @@ class Engine:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         self._template = None
 
-    def _shared_session_database(self) -> Iterator[str]:
-        started = time.perf_counter()
-        with connect(self.admin_dsn) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            if not self._clean:  # first use: snapshot settings, drop an aborted run's leftovers
-                self._settings = dict(conn.execute(SETTINGS).fetchall())
-                reset_shared_session(conn, self._settings)
-                self._clean = True
-        self.isolation_seconds += time.perf_counter() - started
-        try:
-            yield self.admin_dsn
-        finally:
-            started = time.perf_counter()
-            self._clean = False
-            with connect(self.admin_dsn) as conn:
-                reset_shared_session(conn, self._settings)
-            self._clean = True
-            self.isolation_seconds += time.perf_counter() - started
-
     def _admin(self) -> psycopg.Connection[Any]:
         try:
             return connect(self.admin_dsn)
@@ -229,9 +185,6 @@ def open_engine(role: str, origin: str, dsn: str, controller: Controller | None 
     only once the library is loaded) and return the engine."""
     with connect(dsn) as conn:
         facts = read_facts(conn)
-        if facts.pglite:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            return Engine(role, origin, dsn, read_facts(conn), controller)
     if facts.timescaledb_version is None:
         raise EngineUnavailable(f"the server from {origin} has no timescaledb extension")
     engine = Engine(role, origin, dsn, facts, controller)
@@ -357,20 +310,22 @@ class EngineBroker:
     def _tsl_source(self) -> Engine:
         dsn = os.environ.get("TCPD_TEST_TSL_DSN")
         origin = "TCPD_TEST_TSL_DSN"
+        controller: Controller | None = None
         if dsn:
             register_secret(conninfo_password(dsn))
-            if "sslmode" not in dsn:
-                dsn = with_param(dsn, "sslmode", "disable")
+            ctl = os.environ.get("TCPD_TEST_TSL_CTL")
+            controller = ScriptController(shlex.split(ctl)) if ctl else None
         elif self._docker_available():
             return self._container_engine("tsl")
         else:
-            origin = "engines/tsl.sh (PGlite)"
+            origin = "engines/tsl.sh"
             command = [str(TSL_SH)]
             if subprocess.run([*command, "status"], capture_output=True, check=False).returncode:
                 self._stop_commands.append([*command, "stop"])
             dsn = run_script([*command, "start"])
+            controller = ScriptController(command)
         try:
-            engine = open_engine("tsl", origin, dsn)
+            engine = open_engine("tsl", origin, dsn, controller)
         except psycopg.OperationalError as exc:
             raise EngineUnavailable(
                 f"cannot connect to the TSL server from {origin}: {redact_text(str(exc).strip())}"

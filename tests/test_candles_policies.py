@@ -1,7 +1,8 @@
 """Candles under TimescaleDB's own jobs (TSL engine): no leakage of open intervals, late trades,
 retention, compression and the tcpd_set_* policy functions.
 
-PGlite runs no background jobs, so every job runs here with CALL run_job(id).
+Scheduled jobs fail on the TSL test engine (docs/testing.md) and would run at their own time
+anyway, so every job runs here with CALL run_job(id).
 """
 
 from __future__ import annotations

@@ -39,9 +39,7 @@ def test_db_dsn_has_timescaledb(db_dsn: str) -> None:
 
 def test_native_engine_we_start_is_apache_2_19_3(db_dsn: str, engine_broker: engines.EngineBroker) -> None:
     engine = engine_broker.native()
-    ours = engine.origin == "engines/native.sh" or "native.sh" in os.environ.get(
-        "TCPD_TEST_NATIVE_CTL", ""
-    )
+    ours = engine.origin == "engines/native.sh" or "native.sh" in os.environ.get("TCPD_TEST_NATIVE_CTL", "")
     if not ours:
         pytest.skip(f"native engine comes from {engine.origin}: its edition is not ours to pin")
     with connect(db_dsn) as conn:
@@ -67,6 +65,40 @@ def test_each_fresh_database_is_isolated_and_dropped(engine_broker: engines.Engi
 def test_tsl_engine_reports_tsl_license(tsl_dsn: str) -> None:
     with connect(tsl_dsn) as conn:
         assert one(conn, "SELECT current_setting('timescaledb.license')") == "timescale"
+
+
+def test_tsl_engine_we_start_is_native_2_28_3(engine_broker: engines.EngineBroker) -> None:
+    # not a tsl-marked test: skipping it for a TSL server of your own is fine in strict runs
+    try:
+        engine = engine_broker.tsl()
+    except engines.EngineUnavailable as exc:
+        pytest.skip(f"no TSL engine: {exc}")
+    ours = engine.origin == "engines/tsl.sh" or "tsl.sh" in os.environ.get("TCPD_TEST_TSL_CTL", "")
+    if not ours:
+        pytest.skip(f"TSL engine comes from {engine.origin}: its edition is not ours to pin")
+    with engine.fresh_database() as dsn, connect(dsn) as conn:
+        assert one(conn, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'") == "2.28.3"
+        assert one(conn, "SHOW timescaledb.license") == "timescale"
+        assert one(conn, "SHOW server_version_num").startswith("15")
+        assert "64-bit" in one(conn, "SELECT version()")
+
+
+def test_tsl_build_refuses_a_tarball_with_another_checksum(tmp_path: Path) -> None:
+    tarball = tmp_path / "timescaledb-2.28.3.tar.xz"
+    tarball.write_bytes(b"not the release\n")
+    env = {**os.environ, "TCPD_TSL_PREFIX": str(tmp_path / "prefix"), "TCPD_TSL_TARBALL": str(tarball)}
+    done = subprocess.run(
+        [str(REPO / "engines" / "tsl.sh"), "build"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"{tarball} has sha256" in done.stderr
+    assert "not building it" in done.stderr
+    assert not (tmp_path / "prefix").exists()
 
 
 def test_tsl_continuous_aggregate_matches_group_by(tsl_dsn: str) -> None:
@@ -123,8 +155,8 @@ def test_tsl_databases_are_clean_between_uses(engine_broker: engines.EngineBroke
 
 
 def test_tsl_concurrent_clients_get_their_own_answers(tsl_dsn: str) -> None:
-    # PGlite multiplexes every connection onto one session: interleaved extended-protocol
-    # messages once handed one client's rows to another (engines/pglite/shim.mjs)
+    # several sessions at once on the TSL engine (the WASM engine it replaced had one shared
+    # session and once handed one client's rows to another)
     with connect(tsl_dsn) as conn:
         conn.execute("CREATE TABLE landed (client int NOT NULL, n int NOT NULL)")
     problems: list[str] = []

@@ -349,8 +349,8 @@ async def test_what_cannot_be_stored_as_given_is_dead_lettered(migrated_db_dsn: 
 
 
 async def test_round_trip_on_the_tsl_engine(migrated_tsl_dsn: str) -> None:
-    # PGlite shares one session between connections (temp tables included): the staging
-    # tables and the duplicate handling must still work there with the default concurrency.
+    # the staging tables and the duplicate handling work on the TSL edition too, with the
+    # default concurrency
     trades = [trade(i) for i in range(300)]
     market = [MarketRow("okx", "BTC-USDT", DataType.CANDLE, T0_MS + i, '{"c": "1.5"}') for i in range(5)]
     writer = make_writer(migrated_tsl_dsn, batch_max_rows=100)
