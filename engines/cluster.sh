@@ -8,6 +8,7 @@
 #   DEFAULT_PORT   the port without --port
 #   PG_BIN         the PostgreSQL bin directory whose initdb/pg_ctl run the cluster
 #   TSDB_VERSION   the timescaledb version the cluster must have
+#   ENGINE_SETTINGS  optional: more postgresql.conf lines for tcpd.conf
 # and defines engine_installed (status 0 when the build is in place) and do_build.
 
 die() { echo "$ENGINE_NAME: error: $*" >&2; exit 1; }
@@ -140,6 +141,7 @@ shared_preload_libraries = 'timescaledb'
 timescaledb.telemetry_level = off
 max_connections = 200
 fsync = off
+${ENGINE_SETTINGS:-}
 EOF
 }
 
@@ -169,6 +171,7 @@ do_stop() {
 
 do_restart() {
     running || die "not running ($DATA): use start"
+    write_settings
     as_owner "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -m fast -w -t 60 restart >/dev/null ||
         { tail -20 "$LOG" >&2; die "cluster did not restart (log: $LOG)"; }
     echo "$DSN"

@@ -15,7 +15,9 @@
 # A second build sees the installed prefix and returns at once.
 # Defaults: --dir <repo>/.engines/tsl-<port>, --port 55451 (env TCPD_TSL_DIR / TCPD_TSL_PORT).
 # Cluster as in engines/native.sh: owner postgres as root, superuser postgres, trust on loopback.
-# Scheduled jobs fail on this engine (see docs/testing.md): run them with CALL run_job(id).
+# Scheduled jobs fail on this engine (see docs/testing.md), and a scheduled run racing a test's
+# CALL run_job(id) makes the test fail ("concurrent refresh"): the job scheduler is off
+# (timescaledb.max_background_workers = 0); TCPD_TSL_SCHEDULER=on at start/restart turns it on.
 set -euo pipefail
 
 ENGINE_NAME=tsl.sh
@@ -30,6 +32,11 @@ PREFIX=${TCPD_TSL_PREFIX:-/opt/tcpd-timescaledb-$TSDB_VERSION}
 TARBALL=${TCPD_TSL_TARBALL:-$REPO/../shared/engines/timescaledb-$TSDB_VERSION.tar.xz}
 # Debian installs PostgreSQL under /usr; the copy keeps the layout below $PREFIX instead
 PG_BIN=$PREFIX/lib/postgresql/$PG_MAJOR/bin
+case ${TCPD_TSL_SCHEDULER:-off} in
+    off) ENGINE_SETTINGS='timescaledb.max_background_workers = 0   # no job scheduler: tests CALL run_job' ;;
+    on) ENGINE_SETTINGS='' ;;
+    *) echo "tsl.sh: error: TCPD_TSL_SCHEDULER must be on or off, got '$TCPD_TSL_SCHEDULER'" >&2; exit 2 ;;
+esac
 # shellcheck source=engines/cluster.sh
 source "$REPO/engines/cluster.sh"
 
