@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=10)
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--load", action="store_true")
-    parser.add_argument("--engine", default="", help="label for the report, e.g. native or pglite")
+    parser.add_argument("--engine", default="", help="label for the report, e.g. native-tsl or native-apache")
     parser.add_argument("--no-jit", action="store_true", help="SET jit = off for the session")
     args = parser.parse_args()
     if args.load:
