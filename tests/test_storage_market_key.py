@@ -46,16 +46,21 @@ def observations() -> list[MarketRow]:
 def read_market(dsn: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn, prepare_threshold=None) as conn:
         rows = conn.execute(
-            "SELECT exchange, symbol, data_type, (extract(epoch FROM \"timestamp\") * 1000)::bigint, data "
+            'SELECT exchange, symbol, data_type, (extract(epoch FROM "timestamp") * 1000)::bigint, data '
             "FROM market_data"
         ).fetchall()
-    return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[3], orjson.dumps(r[4], option=orjson.OPT_SORT_KEYS)))
+    return sorted(rows, key=_in_order)
+
+
+def _in_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (*row[:4], orjson.dumps(row[4], option=orjson.OPT_SORT_KEYS))
 
 
 def expected(rows: list[MarketRow]) -> list[tuple[Any, ...]]:
+    """What read_market returns after `rows` were written (when they are all distinct)."""
     return sorted(
         ((r.exchange, r.symbol, r.data_type.value, r.ts_ms, orjson.loads(r.data_json)) for r in rows),
-        key=lambda r: (r[0], r[1], r[2], r[3], orjson.dumps(r[4], option=orjson.OPT_SORT_KEYS)),
+        key=_in_order,
     )
 
 
@@ -145,3 +150,49 @@ def test_upgrade_removes_stored_duplicates_keeping_the_first(db_dsn: str, tmp_pa
         with pytest.raises(psycopg.errors.UniqueViolation):
             _insert_market(conn, [(10, "BTC-USDT", "orderbook", T0_MS, BOOK_A)])
         _insert_market(conn, [(11, "BTC-USDT", "orderbook", T0_MS + 1, BOOK_A)])
+
+
+async def test_a_resent_row_of_a_compressed_chunk_is_skipped(migrated_tsl_dsn: str) -> None:
+    """TSL: compression (sql/0101) keeps the key working for chunks already compressed."""
+    old = T0_MS - 30 * 86_400_000
+    rows = [market(DataType.ORDERBOOK, BOOK_A, ts_ms=old), market(DataType.TICKER, TICKER, ts_ms=old)]
+    writer = make_writer(migrated_tsl_dsn)
+    await writer.start()
+    await writer.put(rows)
+    await writer.stop(30)
+    with psycopg.connect(migrated_tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
+        compressed = conn.execute(
+            "SELECT count(compress_chunk(c)) FROM show_chunks('market_data') AS c"
+        ).fetchone()
+        assert compressed == (1,)
+    again = make_writer(migrated_tsl_dsn)
+    await again.start()
+    await again.put([*rows, market(DataType.TICKER, TICKER_REORDERED, ts_ms=old + 1)])
+    await again.stop(30)
+    assert again.stats()["duplicates_skipped"] == 2
+    assert read_market(migrated_tsl_dsn) == expected([*rows, market(DataType.TICKER, TICKER, ts_ms=old + 1)])
+
+
+def test_upgrade_with_duplicates_in_a_compressed_chunk(tsl_dsn: str, tmp_path: Path) -> None:
+    """TSL: the duplicates may sit in compressed chunks; the upgrade removes them there too."""
+    before = tmp_path / "sql"
+    shutil.copytree(paths.sql_dir(), before, ignore=shutil.ignore_patterns("0102_*"))
+    migrate(tsl_dsn, sql_dir=before)
+    old = T0_MS - 30 * 86_400_000
+    with psycopg.connect(tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
+        _insert_market(
+            conn,
+            [
+                (2, "BTC-USDT", "orderbook", old, BOOK_A),
+                (1, "BTC-USDT", "orderbook", old, BOOK_A),
+                (3, "BTC-USDT", "ticker", old, TICKER),
+            ],
+        )
+        conn.execute("SELECT compress_chunk(c) FROM show_chunks('market_data') AS c")
+        _insert_market(conn, [(4, "BTC-USDT", "ticker", old, TICKER_REORDERED)])
+
+    migrate(tsl_dsn)
+
+    with psycopg.connect(tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM market_data ORDER BY id").fetchall()]
+        assert ids == [1, 3]

@@ -92,7 +92,7 @@ def build_statements(tables: TableNames) -> Statements:
         sql.SQL(
             "INSERT INTO {} ({}) SELECT {} FROM {} "
             # Key order (sql/0102), for the same reason as above.
-            'ORDER BY exchange, symbol, data_type, "timestamp", md5("data"::text) '
+            'ORDER BY exchange, symbol, data_type, "timestamp", jsonb_hash_extended("data", 0) '
             # No conflict target: the key's hash expression would have to be spelt exactly
             # as in the index; DO NOTHING on any unique violation is what is meant anyway.
             "ON CONFLICT DO NOTHING"
