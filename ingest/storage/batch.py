@@ -8,19 +8,18 @@ round trips as it can:
 - Anything else: `BEGIN; SELECT txid_current()` in one round trip, one COPY per table, then
   COMMIT. The transaction id is kept, so that when the connection dies around COMMIT the
   writer can ask the server (txid_status) whether the batch committed instead of guessing.
-  That is what makes a retry of append-only market_data and dead_letters rows exactly-once.
-  A trades-only batch needs no id: its retry is exactly-once through the unique key (the
-  COPY meets the trades it already stored and the batch takes the staging path below).
+  That is what makes a retry of append-only dead_letters rows exactly-once (raw_trades and
+  market_data are exactly-once through their unique keys anyway). A trades-only batch needs
+  no id: its retry meets the trades it already stored and takes the staging path below.
 
-If the trades COPY hits a unique violation (a duplicate), that transaction is rolled back and
-the batch is written again with trades going through the staging table and ON CONFLICT DO
-NOTHING (see ingest.storage.statements); the batch remembers this, so retries after an outage
-go that way too.
+If a COPY into raw_trades or market_data hits a unique violation (a duplicate), that
+transaction is rolled back and the batch is written again with both going through staging
+tables and ON CONFLICT DO NOTHING (see ingest.storage.statements); the batch remembers this,
+so retries after an outage go that way too.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,7 +29,7 @@ import psycopg
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
 from ingest.storage.copy_format import dead_letters_copy, market_copy, trades_copy
 from ingest.storage.rejects import rejected
-from ingest.storage.statements import BEGIN_WITH_XID, COMMIT, CREATE_STAGING, XID_STATUS, Statements
+from ingest.storage.statements import BEGIN_STAGED, BEGIN_WITH_XID, COMMIT, XID_STATUS, Statements
 
 _ROW_TYPES = (TradeRow, MarketRow, DeadLetter)
 
@@ -68,7 +67,7 @@ class Batch:
     dead: bytes = b""
     counts: dict[str, int] = field(default_factory=dict)
     xid: int | None = None  # transaction id of the last try, outcome not yet known
-    dedupe: bool = False  # trades go through staging + ON CONFLICT (a duplicate was seen)
+    dedupe: bool = False  # trades and market rows go through staging + ON CONFLICT (a duplicate was seen)
     refused: list[DeadLetter] = field(default_factory=list)  # what cannot go in as given
 
     @classmethod
@@ -104,23 +103,13 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """What one committed batch added: rows per target table and trades skipped as duplicates."""
+    """What one committed batch added: rows per target table, and rows of raw_trades and
+    market_data skipped as duplicates (already stored, or twice in the batch)."""
 
     raw_trades: int
     market_data: int
     dead_letters: int
     duplicates: int
-
-
-# Connections whose staging tables exist; weak so a dropped connection is forgotten and
-# its replacement (possibly with the same backend pid) creates them again.
-_staged: weakref.WeakSet[psycopg.AsyncConnection[Any]] = weakref.WeakSet()
-
-
-async def _ensure_staging(conn: psycopg.AsyncConnection[Any]) -> None:
-    if conn not in _staged:
-        await conn.execute(CREATE_STAGING)
-        _staged.add(conn)
 
 
 async def write_batch(conn: psycopg.AsyncConnection[Any], st: Statements, batch: Batch) -> Written:
@@ -132,7 +121,6 @@ async def write_batch(conn: psycopg.AsyncConnection[Any], st: Statements, batch:
             await conn.rollback()  # nothing to do when the COPY was its own transaction
             batch.xid = None  # rolled back: certainly not committed
             batch.dedupe = True
-    await _ensure_staging(conn)
     return await _transaction(conn, st, batch)
 
 
@@ -148,8 +136,9 @@ async def _transaction(conn: psycopg.AsyncConnection[Any], st: Statements, batch
             if batch.trades:  # (empty when every row was refused and dead-lettered)
                 await _copy(cur, st.copy_trades, batch.trades)  # autocommit: its own transaction
             return Written(c["trades"], 0, 0, 0)
-        await cur.execute(BEGIN_WITH_XID)
-        cur.nextset()
+        await cur.execute(BEGIN_STAGED if batch.dedupe else BEGIN_WITH_XID)
+        while cur.nextset():  # to the last result: the transaction id
+            pass
         got = await cur.fetchone()
         batch.xid = int(got[0]) if got else None
         trades = c["trades"]
@@ -159,13 +148,19 @@ async def _transaction(conn: psycopg.AsyncConnection[Any], st: Statements, batch
             trades = cur.rowcount
         elif batch.trades:
             await _copy(cur, st.copy_trades, batch.trades)
-        if batch.market:
+        market = c["market"]
+        if batch.market and batch.dedupe:
+            await _copy(cur, st.copy_market_stage, batch.market)
+            await cur.execute(st.insert_market_stage)
+            market = cur.rowcount
+        elif batch.market:
             await _copy(cur, st.copy_market, batch.market)
         if batch.dead:
             await _copy(cur, st.copy_dead, batch.dead)
         await cur.execute(COMMIT)
     batch.xid = None
-    return Written(trades, c["market"], c["dead_letters"], c["trades"] - trades)
+    skipped = c["trades"] - trades + c["market"] - market
+    return Written(trades, market, c["dead_letters"], skipped)
 
 
 async def committed(conn: psycopg.AsyncConnection[Any], xid: int) -> bool | None:

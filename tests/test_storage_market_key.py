@@ -1,0 +1,198 @@
+"""market_data is exactly once (sql/0102): resends, restarts and upgrades keep one row per observation."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from storage_support import T0_MS, make_writer, trade, wait_until
+
+from ingest import paths
+from ingest.db.migrations import migrate
+from ingest.model import DataType
+from ingest.rows import MarketRow
+
+BOOK_A = '{"asks":[["60001.5","0.2","0","1"]],"bids":[["60000.5","1.1","0","3"]],"ts":"1700000000123"}'
+BOOK_B = '{"asks":[["60001.5","0.3","0","1"]],"bids":[["60000.5","1.1","0","3"]],"ts":"1700000000123"}'
+TICKER = '{"instId":"BTC-USDT","last":"60001","ts":"1700000000123"}'
+TICKER_REORDERED = '{"ts": "1700000000123", "last": "60001", "instId": "BTC-USDT"}'  # same object
+CANDLE_1M = '{"interval":"1m","start_ms":1700000000000,"open":"1","close":"2"}'
+CANDLE_5M = '{"interval":"5m","start_ms":1700000000000,"open":"1","close":"3"}'
+
+
+def market(data_type: DataType, data: str, ts_ms: int = T0_MS, symbol: str = "BTC-USDT") -> MarketRow:
+    return MarketRow("okx", symbol, data_type, ts_ms, data)
+
+
+def observations() -> list[MarketRow]:
+    """One of each kind, all distinct: two books and two candles share exchange, symbol and time."""
+    raw_trade = trade(7)
+    return [
+        market(DataType.ORDERBOOK, BOOK_A),
+        market(DataType.ORDERBOOK, BOOK_B),  # same time, other content: another snapshot
+        market(DataType.ORDERBOOK, BOOK_A, ts_ms=T0_MS + 100),  # same content, later: another
+        market(DataType.ORDERBOOK, BOOK_A, symbol="ETH-USDT"),
+        market(DataType.TICKER, TICKER),
+        market(DataType.TRADE, raw_trade.raw_json, ts_ms=raw_trade.ts_ms),
+        market(DataType.CANDLE, CANDLE_1M, ts_ms=1_700_000_000_000),
+        market(DataType.CANDLE, CANDLE_5M, ts_ms=1_700_000_000_000),
+    ]
+
+
+def read_market(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, prepare_threshold=None) as conn:
+        rows = conn.execute(
+            'SELECT exchange, symbol, data_type, (extract(epoch FROM "timestamp") * 1000)::bigint, data '
+            "FROM market_data"
+        ).fetchall()
+    return sorted(rows, key=_in_order)
+
+
+def _in_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (*row[:4], orjson.dumps(row[4], option=orjson.OPT_SORT_KEYS))
+
+
+def expected(rows: list[MarketRow]) -> list[tuple[Any, ...]]:
+    """What read_market returns after `rows` were written (when they are all distinct)."""
+    return sorted(
+        ((r.exchange, r.symbol, r.data_type.value, r.ts_ms, orjson.loads(r.data_json)) for r in rows),
+        key=_in_order,
+    )
+
+
+@pytest.fixture(params=["native", "tsl"])
+def any_migrated_dsn(request: pytest.FixtureRequest) -> str:
+    name = "migrated_db_dsn" if request.param == "native" else "migrated_tsl_dsn"
+    return str(request.getfixturevalue(name))
+
+
+async def test_resent_and_retried_market_rows_are_stored_once(any_migrated_dsn: str) -> None:
+    dsn = any_migrated_dsn
+    rows = observations()
+    writer = make_writer(dsn, batch_max_rows=10_000)
+    await writer.start()
+    # One batch with every observation twice, the ticker once more with its keys reordered.
+    await writer.put([*rows, *rows, market(DataType.TICKER, TICKER_REORDERED)])
+    await wait_until(lambda: writer.stats()["batches"] >= 1, 10, "the first batch")
+    # A resubscribe: the exchange sends its snapshot again, together with a new book.
+    new_book = market(DataType.ORDERBOOK, BOOK_B, ts_ms=T0_MS + 200)
+    await writer.put([rows[0], rows[4], new_book])
+    await writer.stop(30)
+    stats = writer.stats()
+
+    # A restarted service (a new writer) replaying what it had seen before.
+    again = make_writer(dsn)
+    await again.start()
+    await again.put(rows)
+    await again.stop(30)
+
+    assert read_market(dsn) == expected([*rows, new_book])
+    assert stats["rows_written"]["market_data"] == len(rows) + 1
+    assert stats["duplicates_skipped"] == len(rows) + 1 + 2
+    assert again.stats()["rows_written"]["market_data"] == 0
+    assert again.stats()["duplicates_skipped"] == len(rows)
+
+
+async def test_a_duplicate_market_row_does_not_cost_the_trades_of_its_batch(migrated_db_dsn: str) -> None:
+    book = market(DataType.ORDERBOOK, BOOK_A)
+    writer = make_writer(migrated_db_dsn)
+    await writer.start()
+    await writer.put([book])
+    await wait_until(lambda: writer.stats()["batches"] >= 1, 10, "the first batch")
+    await writer.put([trade(1), trade(2), book])
+    await writer.stop(30)
+    assert writer.stats()["rows_written"] == {"raw_trades": 2, "market_data": 1, "dead_letters": 0}
+    assert read_market(migrated_db_dsn) == expected([book])
+
+
+def _insert_market(conn: psycopg.Connection[Any], rows: list[tuple[int, str, str, int, str]]) -> None:
+    for row_id, symbol, data_type, ts_ms, data in rows:
+        conn.execute(
+            'INSERT INTO market_data (id, exchange, symbol, data_type, "timestamp", data) '
+            "VALUES (%s, 'okx', %s, %s, to_timestamp(%s / 1000.0), %s::jsonb)",
+            (row_id, symbol, data_type, ts_ms, data),
+        )
+
+
+def test_upgrade_removes_stored_duplicates_keeping_the_first(db_dsn: str, tmp_path: Path) -> None:
+    """A database from before 0102 with duplicates: the upgrade keeps the lowest id of each."""
+    before = tmp_path / "sql"
+    shutil.copytree(paths.sql_dir(), before, ignore=shutil.ignore_patterns("0102_*"))
+    assert not any(p.name.startswith("0102") for p in before.iterdir())
+    migrate(db_dsn, sql_dir=before)
+    day = 86_400_000  # two chunks
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        _insert_market(
+            conn,
+            [
+                (5, "BTC-USDT", "orderbook", T0_MS, BOOK_A),
+                (3, "BTC-USDT", "orderbook", T0_MS, BOOK_A),  # kept: lowest id
+                (9, "BTC-USDT", "orderbook", T0_MS, BOOK_A),
+                (4, "BTC-USDT", "orderbook", T0_MS, BOOK_B),  # other content: kept
+                (6, "BTC-USDT", "ticker", T0_MS, TICKER),  # kept
+                (7, "BTC-USDT", "ticker", T0_MS, TICKER_REORDERED),  # the same jsonb
+                (8, "ETH-USDT", "ticker", T0_MS, TICKER),  # other symbol: kept
+                (2, "BTC-USDT", "ticker", T0_MS + day, TICKER),  # other chunk: kept
+                (1, "BTC-USDT", "ticker", T0_MS + day, TICKER),  # kept
+            ],
+        )
+
+    applied = migrate(db_dsn)
+
+    assert [name for name in applied if name.startswith("0102")] == ["0102_market_data_key.sql"]
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM market_data ORDER BY id").fetchall()]
+        assert ids == [1, 3, 4, 6, 8]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            _insert_market(conn, [(10, "BTC-USDT", "orderbook", T0_MS, BOOK_A)])
+        _insert_market(conn, [(11, "BTC-USDT", "orderbook", T0_MS + 1, BOOK_A)])
+
+
+async def test_a_resent_row_of_a_compressed_chunk_is_skipped(migrated_tsl_dsn: str) -> None:
+    """TSL: compression (sql/0101) keeps the key working for chunks already compressed."""
+    old = T0_MS - 30 * 86_400_000
+    rows = [market(DataType.ORDERBOOK, BOOK_A, ts_ms=old), market(DataType.TICKER, TICKER, ts_ms=old)]
+    writer = make_writer(migrated_tsl_dsn)
+    await writer.start()
+    await writer.put(rows)
+    await writer.stop(30)
+    with psycopg.connect(migrated_tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
+        compressed = conn.execute(
+            "SELECT count(compress_chunk(c)) FROM show_chunks('market_data') AS c"
+        ).fetchone()
+        assert compressed == (1,)
+    again = make_writer(migrated_tsl_dsn)
+    await again.start()
+    await again.put([*rows, market(DataType.TICKER, TICKER_REORDERED, ts_ms=old + 1)])
+    await again.stop(30)
+    assert again.stats()["duplicates_skipped"] == 2
+    assert read_market(migrated_tsl_dsn) == expected([*rows, market(DataType.TICKER, TICKER, ts_ms=old + 1)])
+
+
+def test_upgrade_with_duplicates_in_a_compressed_chunk(tsl_dsn: str, tmp_path: Path) -> None:
+    """TSL: the duplicates may sit in compressed chunks; the upgrade removes them there too."""
+    before = tmp_path / "sql"
+    shutil.copytree(paths.sql_dir(), before, ignore=shutil.ignore_patterns("0102_*"))
+    migrate(tsl_dsn, sql_dir=before)
+    old = T0_MS - 30 * 86_400_000
+    with psycopg.connect(tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
+        _insert_market(
+            conn,
+            [
+                (2, "BTC-USDT", "orderbook", old, BOOK_A),
+                (1, "BTC-USDT", "orderbook", old, BOOK_A),
+                (3, "BTC-USDT", "ticker", old, TICKER),
+            ],
+        )
+        conn.execute("SELECT compress_chunk(c) FROM show_chunks('market_data') AS c")
+        _insert_market(conn, [(4, "BTC-USDT", "ticker", old, TICKER_REORDERED)])
+
+    migrate(tsl_dsn)
+
+    with psycopg.connect(tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM market_data ORDER BY id").fetchall()]
+        assert ids == [1, 3]
