@@ -28,6 +28,8 @@ class TradeRow(NamedTuple):
     side: str  # "buy" or "sell", the taker side
     ts_ms: int
     raw_json: str  # the exchange's trade object as JSON; "" when raw data is not stored (NULL)
+    fill_count: int = 1  # exchange fills this trade aggregates (OKX `count`); 1 when not reported
+    trade_seq: int = 0  # the exchange's order of trades per symbol (OKX: tradeId); 0: none defined
 
 
 class MarketRow(NamedTuple):

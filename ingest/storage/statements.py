@@ -30,7 +30,7 @@ CREATE_STAGING = b"""
 DROP TABLE IF EXISTS pg_temp.tcpd_stage_trades;
 CREATE TEMPORARY TABLE tcpd_stage_trades (
     exchange text, symbol text, trade_id text, price numeric, size numeric,
-    side text, "timestamp" timestamptz, raw_data jsonb
+    side text, "timestamp" timestamptz, fill_count integer, trade_seq bigint, raw_data jsonb
 ) ON COMMIT DELETE ROWS
 """
 

@@ -77,14 +77,43 @@ def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: lis
             check_object("trades", item, _TRADE_SPEC)
             raise FrameError("trades: invalid trade")  # unreachable unless the specs diverge
         ts_ms = int(ts)
+        fills = _fill_count(item.get("count"))
+        seq = _trade_seq(trade_id)
         if store_raw_data:
             raw = orjson.dumps(item).decode()
-            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw)))
+            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw, fills, seq)))
             append(_new_row(MarketRow, (EXCHANGE, symbol, _TRADE, ts_ms, raw)))
         else:
             # No raw object anywhere (raw_trades.raw_data is NULL): roughly halves bytes
             # per trade and the server's work per row.
-            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, "")))
+            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, "", fills, seq)))
+
+
+_MAX_COUNT_DIGITS = 9  # fits raw_trades.fill_count (integer)
+_MAX_SEQ_DIGITS = 18  # fits raw_trades.trade_seq (bigint)
+
+
+def _fill_count(count: object) -> int:
+    """OKX `count`: the number of fills one push aggregates (absent in older payloads: 1)."""
+    if count is None:
+        return 1
+    if (
+        type(count) is str
+        and 0 < len(count) <= _MAX_COUNT_DIGITS
+        and count.isdigit()
+        and count.isascii()
+        and int(count) > 0
+    ):
+        return int(count)
+    raise FrameError(f"trades: field 'count' must be a positive integer string, got {count!r:.40}")
+
+
+def _trade_seq(trade_id: str) -> int:
+    """OKX tradeId is a decimal number increasing per instrument: the trades' own order.
+    An id that is not such a number gives 0 (no exchange order: storage order breaks ties)."""
+    if len(trade_id) <= _MAX_SEQ_DIGITS and trade_id.isdigit() and trade_id.isascii():
+        return int(trade_id)
+    return 0
 
 
 def _levels(where: str, levels: object) -> None:
