@@ -87,7 +87,7 @@ async def test_open_close_follow_trade_ids_when_batch_1_is_retried_after_batch_2
     assert writer.stats()["retries"] >= 1
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        ids = dict(conn.execute("SELECT trade_id, id FROM raw_trades").fetchall())
+        ids: dict[str, int] = dict(conn.execute("SELECT trade_id, id FROM raw_trades").fetchall())
         assert min(ids["100"], ids["200"]) > max(ids["101"], ids["201"]), "batch 1 was not stored last"
         row = conn.execute(
             "SELECT open, close, high, low, trade_count, trade_rows FROM candles_1m WHERE bucket_start = %s",
