@@ -33,6 +33,12 @@ BEGIN
 END;
 $$;
 
+-- Dropping an aggregate deletes its policy jobs and their statistics; a job run finishing at
+-- that moment updates the same statistics row and the drop fails with "tuple concurrently
+-- updated". Blocking those updates until this transaction ends avoids the race (a job run that
+-- waited then finds its job gone, which only ends that run).
+LOCK TABLE _timescaledb_internal.bgw_job_stat IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE tcpd_saved_candle_policies AS
 SELECT
     timeframe,

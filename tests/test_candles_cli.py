@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -81,9 +82,7 @@ def test_refresh_after_backfill_and_its_guards(migrated_tsl_dsn: str) -> None:
         # Recent enough to be inside the raw retention, older than every policy window.
         day = (now - timedelta(days=60)).replace(hour=0, minute=0, second=0, microsecond=0)
         shift = day - PAST_START.replace(hour=0)
-        trades = [
-            Trade(t.id, t.exchange, t.symbol, t.trade_id, t.price, t.size, t.ts + shift) for t in trades
-        ]
+        trades = [replace(t, ts=t.ts + shift) for t in trades]
         start = PAST_START + shift
         load_trades(conn, trades)
         refresh_all(conn, start - timedelta(days=1), start + timedelta(days=4))
