@@ -77,6 +77,7 @@ COLUMNS = (
     "quote_volume",
     "trade_count",
     "vwap",
+    "base_volume",
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -62,6 +62,7 @@ def test_show_prints_the_latest_closed_candles_as_table_and_json(migrated_tsl_ds
         assert Decimal(row["open"]) == want["open"]
         assert Decimal(row["close"]) == want["close"]
         assert Decimal(row["quote_volume"]) == want["quote_volume"]
+        assert Decimal(row["base_volume"]) == want["base_volume"]
         assert row["trade_count"] == want["trade_count"]
     table = runner.invoke(app, [*args, "--limit", "2"], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
