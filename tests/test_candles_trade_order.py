@@ -64,15 +64,16 @@ async def test_open_close_follow_trade_ids_when_batch_1_is_retried_after_batch_2
     async def finish(self: psycopg.AsyncCopy, exc: BaseException | None = None) -> None:
         if exc is None and not failed and b"\t100\t" in data.get(id(self), b""):
             failed.append(True)
-            # Batch 1 fails, but only once batch 2 (the other worker) is committed.
+            # Batch 1's COPY is aborted (nothing of it committed), then it waits for batch 2
+            # (the other worker) to commit before it reports the failure and is retried.
+            injected = psycopg.OperationalError("injected: batch 1 lost before its commit")
+            await real_finish(self, injected)
             for _ in range(1000):  # polls the database: up to 20 s
                 if await stored(dsn, "101"):
                     break
                 await asyncio.sleep(0.02)
             else:
                 raise AssertionError("batch 2 was never committed")
-            injected = psycopg.OperationalError("injected: batch 1 lost before its commit")
-            await real_finish(self, injected)
             raise injected
         await real_finish(self, exc)
 
