@@ -48,7 +48,13 @@ async def stored(dsn: str, trade_id: str) -> bool:
         return row is not None and row[0] == 1
 
 
-@pytest.mark.parametrize("role", ["migrated_db_dsn", "migrated_tsl_dsn"])
+@pytest.mark.parametrize(
+    "role",
+    [
+        pytest.param("migrated_db_dsn", marks=pytest.mark.db),
+        pytest.param("migrated_tsl_dsn", marks=pytest.mark.tsl),
+    ],
+)
 async def test_open_close_follow_trade_ids_when_batch_1_is_retried_after_batch_2(
     role: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:

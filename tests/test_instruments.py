@@ -46,7 +46,13 @@ def instruments(dsn: str) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-@pytest.mark.parametrize("role", ["migrated_db_dsn", "migrated_tsl_dsn"])
+@pytest.mark.parametrize(
+    "role",
+    [
+        pytest.param("migrated_db_dsn", marks=pytest.mark.db),
+        pytest.param("migrated_tsl_dsn", marks=pytest.mark.tsl),
+    ],
+)
 async def test_instruments_are_loaded_over_http_and_give_contract_volumes(
     role: str, request: pytest.FixtureRequest
 ) -> None:

@@ -47,7 +47,16 @@ def test_spot_trade_without_raw_data_keeps_no_raw_object(okx: OkxAdapter) -> Non
     assert result.market == []
     assert result.trades == [
         TradeRow(
-            "okx", "BTC-USDT", "1040968613", "64040.2", "0.00240857", "buy", 1786538760218, "", 2, 1040968613
+            "okx",
+            "BTC-USDT",
+            "1040968613",
+            "64040.2",
+            "0.00240857",
+            "buy",
+            1786538760218,
+            "",
+            "2",
+            "1040968613",
         )
     ]
 
@@ -66,8 +75,8 @@ def test_spot_trade_exact_values(okx: OkxAdapter) -> None:
             side="buy",
             ts_ms=1786538760218,
             raw_json=result.trades[0].raw_json,
-            fill_count=2,
-            trade_seq=1040968613,
+            fill_count="2",
+            trade_seq="1040968613",
         )
     ]
     assert orjson.loads(result.trades[0].raw_json) == {

@@ -13,12 +13,11 @@ import logging
 import random
 from datetime import UTC, datetime
 
-import httpx
 import psycopg
 
 from ingest.db.connection import connect
 from ingest.errors import TcpdError
-from ingest.instruments.http import RetryPolicy, get_json
+from ingest.instruments.http import RestClient, RetryPolicy, get_json
 from ingest.instruments.model import InstrumentRow, InstrumentSource
 from ingest.instruments.store import store_instruments
 from ingest.redact import redact_text
@@ -62,12 +61,8 @@ class InstrumentRefresher:
     async def fetch(self) -> list[InstrumentRow]:
         """Every instrument the source lists, from the exchange (no database)."""
         rows: list[InstrumentRow] = []
-        async with httpx.AsyncClient(
-            base_url=self._base_url,
-            timeout=httpx.Timeout(self._timeout),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            follow_redirects=False,
-        ) as client:
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        async with RestClient(self._base_url, timeout=self._timeout, headers=headers) as client:
             for request in self._source.requests():
                 payload = await get_json(client, request.path, request.params, self._retry, self._rng)
                 rows.extend(self._source.parse(payload))

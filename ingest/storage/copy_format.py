@@ -112,7 +112,7 @@ def trades_copy(rows: Sequence[TradeRow]) -> bytes:
         [
             f"{escape(r.exchange)}\t{escape(r.symbol)}\t{escape(r.trade_id)}\t{escape(r.price)}\t"
             f"{escape(r.size)}\t{escape(r.side)}\t{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t"
-            f"{r.fill_count}\t{r.trade_seq}\t{escape(r.raw_json) if r.raw_json else NULL}\n"
+            f"{escape(r.fill_count)}\t{escape(r.trade_seq)}\t{escape(r.raw_json) if r.raw_json else NULL}\n"
             for r in rows
         ]
     ).encode()

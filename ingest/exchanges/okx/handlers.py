@@ -77,8 +77,23 @@ def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: lis
             check_object("trades", item, _TRADE_SPEC)
             raise FrameError("trades: invalid trade")  # unreachable unless the specs diverge
         ts_ms = int(ts)
-        fills = _fill_count(item.get("count"))
-        seq = _trade_seq(trade_id)
+        # Checks inlined (two calls per trade cost ~15 % of the parse); _fill_count says the
+        # rule and gives the reason. tradeId increases per instrument: it is the trades' own
+        # order (trade_seq); an id that is not such a number gives "0" (storage order decides).
+        fills = item.get("count", "1")
+        if not (
+            fills.__class__ is str
+            and fills.isdigit()
+            and len(fills) <= _MAX_COUNT_DIGITS
+            and fills.isascii()
+            and fills[0] != "0"
+        ):
+            fills = _fill_count(fills)
+        seq = (
+            trade_id
+            if len(trade_id) <= _MAX_SEQ_DIGITS and trade_id.isdigit() and trade_id.isascii()
+            else "0"
+        )
         if store_raw_data:
             raw = orjson.dumps(item).decode()
             append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw, fills, seq)))
@@ -93,27 +108,19 @@ _MAX_COUNT_DIGITS = 9  # fits raw_trades.fill_count (integer)
 _MAX_SEQ_DIGITS = 18  # fits raw_trades.trade_seq (bigint)
 
 
-def _fill_count(count: object) -> int:
-    """OKX `count`: the number of fills one push aggregates (absent in older payloads: 1)."""
+def _fill_count(count: object) -> str:
+    """OKX `count`: the number of fills one push aggregates (absent in older payloads: "1")."""
     if count is None:
-        return 1
+        return "1"
     if (
         type(count) is str
         and 0 < len(count) <= _MAX_COUNT_DIGITS
         and count.isdigit()
         and count.isascii()
-        and int(count) > 0
+        and count.lstrip("0") != ""
     ):
-        return int(count)
+        return count
     raise FrameError(f"trades: field 'count' must be a positive integer string, got {count!r:.40}")
-
-
-def _trade_seq(trade_id: str) -> int:
-    """OKX tradeId is a decimal number increasing per instrument: the trades' own order.
-    An id that is not such a number gives 0 (no exchange order: storage order breaks ties)."""
-    if len(trade_id) <= _MAX_SEQ_DIGITS and trade_id.isdigit() and trade_id.isascii():
-        return int(trade_id)
-    return 0
 
 
 def _levels(where: str, levels: object) -> None:
