@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tests.candles_support import (
     PAST_SPAN,
     PAST_START,
     assert_all_views,
+    db_now,
     generate_trades,
     load_trades,
     open_autocommit,
@@ -63,8 +65,13 @@ def test_upgrade_recomputes_every_candle_and_keeps_the_policies(tmp_path: Path, 
         assert conn.execute("SELECT to_regclass('tcpd_saved_candle_policies')").fetchone() == (None,)
         # New rules (fills, exchange order, contract volumes) over the whole history ...
         assert_all_views(conn, trades)
-        # ... materialized by 0106: after every policy job has run (which moves the watermark to
-        # now), the 2025 candles, far outside every refresh window, are still there.
+        # ... materialized by 0106: after every policy job has run over recent trades (which
+        # moves the watermark to now), the 2025 candles, far outside every refresh window, are
+        # still there.
+        now = db_now(conn)
+        recent = [replace(t, id=10**8 + n, ts=now - timedelta(hours=3)) for n, t in enumerate(trades[:20])]
+        load_trades(conn, recent)
+        trades += recent
         jobs = conn.execute("SELECT job_id FROM tcpd_candle_policies WHERE kind = 'refresh'").fetchall()
         assert len(jobs) == 6
         for (job,) in jobs:
