@@ -39,7 +39,9 @@ def test_db_dsn_has_timescaledb(db_dsn: str) -> None:
 
 def test_native_engine_we_start_is_apache_2_19_3(db_dsn: str, engine_broker: engines.EngineBroker) -> None:
     engine = engine_broker.native()
-    ours = engine.origin == "engines/native.sh" or "native.sh" in os.environ.get("TCPD_TEST_NATIVE_CTL", "")
+    ours = engine.origin == "engines/native.sh" or "native.sh" in os.environ.get(
+        "TCPD_TEST_NATIVE_CTL", ""
+    )
     if not ours:
         pytest.skip(f"native engine comes from {engine.origin}: its edition is not ours to pin")
     with connect(db_dsn) as conn:
