@@ -77,6 +77,7 @@ COLUMNS = (
     "quote_volume",
     "trade_count",
     "vwap",
+    "base_volume",
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -223,11 +224,51 @@ def _db_now(conn: psycopg.Connection[Any]) -> datetime:
     return value
 
 
-def _raw_retention(conn: psycopg.Connection[Any]) -> timedelta | None:
-    row = conn.execute(
-        "SELECT drop_after FROM tcpd_candle_policies WHERE kind = 'retention' AND relation = 'raw_trades'"
-    ).fetchone()
-    return None if row is None else row[0]
+def _retentions(conn: psycopg.Connection[Any]) -> dict[str, timedelta]:
+    """drop_after per relation (raw_trades, candles_<tf>_agg) that has a retention policy."""
+    rows = conn.execute(
+        "SELECT relation, drop_after FROM tcpd_candle_policies WHERE kind = 'retention'"
+    ).fetchall()
+    return {str(relation): keep for relation, keep in rows if keep is not None}
+
+
+def source_of(tf: Timeframe) -> tuple[str, str]:
+    """(relation, what it holds) a refresh of `tf` reads: raw_trades for 1m, else the finer candles."""
+    order = list(Timeframe)
+    index = order.index(tf)
+    if index == 0:
+        return "raw_trades", "raw trades"
+    finer = order[index - 1]
+    return finer.aggregate, f"{finer.view} candles"
+
+
+def check_retention(
+    windows: list[tuple[Timeframe, datetime, datetime]], retentions: dict[str, timedelta], now: datetime
+) -> None:
+    """Refuse a window whose source rows a retention policy has dropped (or is about to).
+
+    A refresh where the source is gone finds nothing there and deletes the candles it built
+    before; one day of margin covers the retention job running while we refresh.
+    """
+    for tf, lo, _hi in windows:
+        relation, what = source_of(tf)
+        keep = retentions.get(relation)
+        if keep is None:
+            continue
+        oldest = now - keep + timedelta(days=1)
+        if lo < oldest:
+            lift = "raw-retention" if relation == "raw_trades" else f"candle-retention {source_tf(tf)}"
+            raise TcpdError(
+                f"--from {lo.isoformat()} reaches {what} the retention policy drops (older than {keep}): "
+                f"refreshing {tf.view} there would delete those candles; start at {oldest.isoformat()} "
+                f"or later, or keep that data first (tcpd candles policy {lift} never)"
+            )
+
+
+def source_tf(tf: Timeframe) -> str:
+    """The timeframe `tf` is built from (tf must not be the finest)."""
+    order = list(Timeframe)
+    return order[order.index(tf) - 1].value
 
 
 @app.command("refresh")
@@ -253,15 +294,10 @@ def refresh(
                 _console().print("Apache edition: candles are computed at query time, nothing to refresh.")
                 return
             now = _db_now(conn)
-            keep = _raw_retention(conn)
-            # Raw chunks older than the retention are gone; refreshing there deletes the candles.
-            if keep is not None and start < now - keep + timedelta(days=1):
-                raise TcpdError(
-                    f"--from {start.isoformat()} reaches raw data the retention policy drops "
-                    f"(older than {keep}): refreshing there would delete those candles; start at "
-                    f"{(now - keep + timedelta(days=1)).isoformat()} or later"
-                )
-            for tf, lo, hi in refresh_windows(start, end, now, chosen):
+            windows = refresh_windows(start, end, now, chosen)
+            # Source rows older than a retention are gone; refreshing there deletes the candles.
+            check_retention(windows, _retentions(conn), now)
+            for tf, lo, hi in windows:
                 try:
                     conn.execute(
                         "CALL refresh_continuous_aggregate(%s::REGCLASS, %s::TIMESTAMPTZ, %s::TIMESTAMPTZ)",

@@ -28,6 +28,10 @@ class TradeRow(NamedTuple):
     side: str  # "buy" or "sell", the taker side
     ts_ms: int
     raw_json: str  # the exchange's trade object as JSON; "" when raw data is not stored (NULL)
+    # Decimal integer strings like price and size: no int() in the parser, no int formatting
+    # in the COPY text (measured 1.38x slower trades_copy with int fields).
+    fill_count: str = "1"  # exchange fills this trade aggregates (OKX `count`); "1" when not reported
+    trade_seq: str = "0"  # the exchange's order of trades per symbol (OKX: tradeId); "0": none defined
 
 
 class MarketRow(NamedTuple):

@@ -1,7 +1,8 @@
 """What `tcpd run` runs: every collector of every exchange file, one writer, one process.
 
 Start order: writer (opens its pool without waiting for the database) -> collectors ->
-status loop. Stop order, each step with a timeout: status loop -> collectors (sockets
+instrument loaders (ingest.instruments: in the background, never fatal) -> status loop.
+Stop order, each step with a timeout: instrument loaders -> status loop -> collectors (sockets
 closed, frames already received still parsed and put) -> final status write -> writer
 (drains its queue, commits, closes its pool). SIGINT/SIGTERM trigger the stop; a second
 SIGINT/SIGTERM cuts the remaining steps short (rows not committed by then are counted and
@@ -33,6 +34,7 @@ from ingest.collector import BaseDataCollector, CollectorManager, ExchangeFactor
 from ingest.collector.from_config import collector_configs
 from ingest.config import DatabaseFile, ExchangeFile, read_exchange_credentials
 from ingest.errors import ConfigError, TcpdError
+from ingest.instruments.from_config import instrument_refreshers
 from ingest.redact import redact_text
 from ingest.storage import CollectorStatusRow, CopyWriter
 
@@ -81,6 +83,7 @@ class IngestService:
         self._manager = CollectorManager()
         self._writer: CopyWriter | None = None
         self._status_task: asyncio.Task[None] | None = None
+        self._instruments = instrument_refreshers(database.database.conninfo(), self._exchanges)
         self._stop_requested = asyncio.Event()
         self._closing = asyncio.Event()  # set when stop() begins: ends the status loop
         self._force = asyncio.Event()  # a second signal: cut the remaining stop steps short
@@ -109,6 +112,8 @@ class IngestService:
         await writer.start()
         self._writer = writer
         await self._manager.start()
+        for refresher in self._instruments:  # loads at once, then on its schedule; never fatal
+            await refresher.start()
         self._status_task = asyncio.create_task(self._status_loop(), name="tcpd-status")
         logger.info(
             "running %d collector(s): %s", len(collectors), ", ".join(self._manager.list_collectors())
@@ -122,6 +127,7 @@ class IngestService:
         database is up. `force_stop()` during it skips what is left (rows lost are counted).
         """
         self._closing.set()
+        await asyncio.gather(*(refresher.stop() for refresher in self._instruments))
         status_task, self._status_task = self._status_task, None
         if status_task is not None:
             status_task.cancel()

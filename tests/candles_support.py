@@ -2,7 +2,10 @@
 
 The reference is written from the spec, not from the SQL: a trade at t belongs to the
 interval [floor(t / width) * width, + width) in UTC, the candle is stamped with the interval's
-end, open/close are the prices of the first/last trade ordered by ("timestamp", id).
+end, open/close are the prices of the first/last trade ordered by ("timestamp", trade_seq, id),
+trade_count is the number of exchange fills, and base/quote volumes follow docs/candles.md
+("Volumes"): spot sizes are base currency, a linear contract is worth contract_size base
+currency, an inverse one contract_size quote currency.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from ingest.db.connection import connect_sync
 # and the SQL disagree on fails here.
 TIMEFRAMES: dict[str, timedelta] = {tf.value: tf.width for tf in Timeframe}
 COLUMNS = (
-    "exchange, symbol, bucket_start, ts, open, high, low, close, volume, quote_volume, trade_count, vwap"
+    "exchange, symbol, bucket_start, ts, open, high, low, close, volume, quote_volume, trade_count, vwap,"
+    " base_volume, trade_rows"
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -37,6 +41,25 @@ class Trade:
     price: Decimal
     size: Decimal
     ts: datetime
+    fills: int = 1  # raw_trades.fill_count
+    seq: int = 0  # raw_trades.trade_seq (0: the exchange defines no order)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    instrument_type: str
+    contract_type: str | None
+    contract_value: Decimal | None
+    contract_multiplier: Decimal | None
+
+
+# The instruments table of the candle tests; binance BTC-USDT has no row (sizes are base currency).
+INSTRUMENTS: dict[tuple[str, str], Instrument] = {
+    ("okx", "BTC-USDT"): Instrument("spot", None, None, None),
+    ("okx", "ETH-USDT-SWAP"): Instrument("swap", "linear", Decimal("0.1"), Decimal("1")),
+    ("okx", "BTC-USD-SWAP"): Instrument("swap", "inverse", Decimal("100"), Decimal("1")),
+    ("okx", "BTC-USD-250328"): Instrument("futures", "inverse", Decimal("10"), Decimal("10")),
+}
 
 
 Key = tuple[str, str, datetime]
@@ -49,7 +72,14 @@ def generate_trades(
     """Trades spread over [start, start + span), with the cases that break naive candles:
     trades exactly on bucket boundaries of every width, groups sharing one timestamp with
     different prices, empty minutes, and ids that do not follow time order."""
-    pairs = [("okx", "BTC-USDT"), ("okx", "ETH-USDT"), ("binance", "BTC-USDT")]
+    pairs = [
+        ("okx", "BTC-USDT"),
+        ("okx", "ETH-USDT"),
+        ("binance", "BTC-USDT"),
+        ("okx", "ETH-USDT-SWAP"),
+        ("okx", "BTC-USD-SWAP"),
+        ("okx", "BTC-USD-250328"),
+    ]
     times: list[datetime] = []
     span_ms = int(span.total_seconds() * 1000)
     for _ in range(count):
@@ -62,6 +92,8 @@ def generate_trades(
     trades: list[Trade] = []
     ids = list(range(first_id, first_id + len(times) * 2))
     rng.shuffle(ids)  # id order unrelated to time order, so the tie rule is really exercised
+    seqs = list(range(1, len(times) * 2 + 1))
+    rng.shuffle(seqs)  # the exchange's order, unrelated to ids as well
     for n, ts in enumerate(times):
         repeat = 3 if rng.random() < 0.05 else 1  # same timestamp, different prices and ids
         exchange, symbol = rng.choice(pairs)
@@ -72,20 +104,46 @@ def generate_trades(
             row_id = ids.pop()
             if rng.random() < 0.02:  # explicit negative ids exist too: the whole bigint range
                 row_id = -9 * 10**18 - row_id
-            trades.append(Trade(row_id, exchange, symbol, trade_id, price, size, ts))
+            fills = rng.choice([1, 1, 2, 10, rng.randint(1, 2**31 - 1)])
+            seq = 0 if exchange == "binance" else seqs.pop()  # no exchange order: storage order
+            trades.append(Trade(row_id, exchange, symbol, trade_id, price, size, ts, fills, seq))
     return trades
 
 
 def load_trades(conn: psycopg.Connection[Any], trades: Iterable[Trade]) -> None:
-    """COPY the trades into raw_trades with their explicit ids."""
+    """COPY the trades into raw_trades with their explicit ids; INSTRUMENTS into instruments."""
+    for (exchange, symbol), i in INSTRUMENTS.items():
+        conn.execute(
+            "INSERT INTO instruments (exchange, symbol, instrument_type, contract_type, contract_value,"
+            " contract_multiplier) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (exchange, symbol, i.instrument_type, i.contract_type, i.contract_value, i.contract_multiplier),
+        )
     with (
         conn.cursor() as cur,
         cur.copy(
-            'COPY raw_trades (id, exchange, symbol, trade_id, price, size, side, "timestamp") FROM STDIN'
+            'COPY raw_trades (id, exchange, symbol, trade_id, price, size, side, "timestamp", fill_count,'
+            " trade_seq) FROM STDIN"
         ) as copy,
     ):
         for t in trades:
-            copy.write_row((t.id, t.exchange, t.symbol, t.trade_id, t.price, t.size, "buy", t.ts))
+            copy.write_row(
+                (t.id, t.exchange, t.symbol, t.trade_id, t.price, t.size, "buy", t.ts, t.fills, t.seq)
+            )
+
+
+def volumes(exchange: str, symbol: str, group: Sequence[Trade]) -> tuple[Decimal, Decimal]:
+    """(base_volume, quote_volume) of trades of one instrument, from the spec."""
+    i = INSTRUMENTS.get((exchange, symbol))
+    contracts = sum((t.size for t in group), Decimal(0))
+    if i is None or i.contract_type is None:  # sizes in the base currency
+        return contracts, sum((t.price * t.size for t in group), Decimal(0))
+    assert i.contract_value is not None
+    assert i.contract_multiplier is not None
+    worth = i.contract_value * i.contract_multiplier
+    if i.contract_type == "linear":  # a contract is `worth` base currency
+        return contracts * worth, sum((t.price * t.size * worth for t in group), Decimal(0))
+    # inverse: a contract is `worth` quote currency, so worth / price base currency
+    return sum((t.size * worth / t.price for t in group), Decimal(0)), contracts * worth
 
 
 def bucket_of(ts: datetime, width: timedelta) -> datetime:
@@ -107,9 +165,9 @@ def reference_candles(trades: Sequence[Trade], width: timedelta, now: datetime) 
             end = key[2] + width
             if end > now:
                 continue
-            group.sort(key=lambda t: (t.ts, t.id))
+            group.sort(key=lambda t: (t.ts, t.seq, t.id))
             volume = sum((t.size for t in group), Decimal(0))
-            quote = sum((t.price * t.size for t in group), Decimal(0))
+            base, quote = volumes(key[0], key[1], group)
             out[key] = {
                 "ts": end,
                 "open": group[0].price,
@@ -118,8 +176,10 @@ def reference_candles(trades: Sequence[Trade], width: timedelta, now: datetime) 
                 "close": group[-1].price,
                 "volume": volume,
                 "quote_volume": quote,
-                "trade_count": len(group),
-                "vwap": quote / volume if volume else None,
+                "trade_count": sum(t.fills for t in group),
+                "vwap": quote / base if base else None,
+                "base_volume": base,
+                "trade_rows": len(group),
             }
     return out
 
@@ -136,21 +196,33 @@ def fetch_view(conn: psycopg.Connection[Any], relation: str) -> dict[Key, Candle
 
 
 def assert_matches(actual: dict[Key, Candle], expected: dict[Key, Candle], label: str) -> None:
-    """Exact equality of every field (vwap: division rounds, so 1e-12 relative)."""
+    """Exact equality of every field (vwap and inverse base volumes: division rounds, so 1e-12
+    relative)."""
     assert actual.keys() == expected.keys(), (
         f"{label}: missing {sorted(expected.keys() - actual.keys())[:5]}, "
         f"unexpected {sorted(actual.keys() - expected.keys())[:5]}"
     )
     for key, want in expected.items():
         got = actual[key]
-        for field in ("ts", "open", "high", "low", "close", "volume", "quote_volume", "trade_count"):
+        for field in (
+            "ts",
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "quote_volume",
+            "trade_count",
+            "trade_rows",
+        ):
             assert got[field] == want[field], f"{label} {key} {field}: {got[field]} != {want[field]}"
-        if want["vwap"] is None:
-            assert got["vwap"] is None
-        else:
-            assert abs(got["vwap"] - want["vwap"]) <= abs(want["vwap"]) * Decimal("1e-12"), (
-                f"{label} {key} vwap: {got['vwap']} != {want['vwap']}"
-            )
+        for field in ("vwap", "base_volume"):
+            if want[field] is None:
+                assert got[field] is None
+            else:
+                assert abs(got[field] - want[field]) <= abs(want[field]) * Decimal("1e-12"), (
+                    f"{label} {key} {field}: {got[field]} != {want[field]}"
+                )
 
 
 def db_now(conn: psycopg.Connection[Any]) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -61,6 +62,7 @@ def test_show_prints_the_latest_closed_candles_as_table_and_json(migrated_tsl_ds
         assert Decimal(row["open"]) == want["open"]
         assert Decimal(row["close"]) == want["close"]
         assert Decimal(row["quote_volume"]) == want["quote_volume"]
+        assert Decimal(row["base_volume"]) == want["base_volume"]
         assert row["trade_count"] == want["trade_count"]
     table = runner.invoke(app, [*args, "--limit", "2"], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
@@ -81,9 +83,7 @@ def test_refresh_after_backfill_and_its_guards(migrated_tsl_dsn: str) -> None:
         # Recent enough to be inside the raw retention, older than every policy window.
         day = (now - timedelta(days=60)).replace(hour=0, minute=0, second=0, microsecond=0)
         shift = day - PAST_START.replace(hour=0)
-        trades = [
-            Trade(t.id, t.exchange, t.symbol, t.trade_id, t.price, t.size, t.ts + shift) for t in trades
-        ]
+        trades = [replace(t, ts=t.ts + shift) for t in trades]
         start = PAST_START + shift
         load_trades(conn, trades)
         refresh_all(conn, start - timedelta(days=1), start + timedelta(days=4))
@@ -154,3 +154,34 @@ def test_refresh_and_policies_on_the_apache_edition(migrated_db_dsn: str) -> Non
     refused = runner.invoke(app, ["candles", "policy", "raw-retention", "3 years", *base])
     assert refused.exit_code == 1
     assert "Apache edition has no policies" in refused.output
+
+
+def test_refresh_refuses_windows_whose_source_candles_a_retention_dropped(migrated_tsl_dsn: str) -> None:
+    base = ["--database-url", migrated_tsl_dsn]
+    with open_autocommit(migrated_tsl_dsn) as conn:
+        now = db_now(conn)
+        conn.execute("SELECT tcpd_set_candle_retention('1m', INTERVAL '90 days')")
+    window = [
+        "--from",
+        (now - timedelta(days=100)).isoformat(),
+        "--to",
+        (now - timedelta(days=99)).isoformat(),
+    ]
+    # 5m and coarser are rebuilt from candles_1m, whose rows older than 90 days are dropped:
+    # the raw trades are still there (730 days), but the 5m refresh would read no 1m candles.
+    refused = runner.invoke(app, ["candles", "refresh", *window, *base], env={"COLUMNS": "300"})
+    assert refused.exit_code == 1, refused.output
+    text = " ".join(refused.output.split())
+    assert "reaches candles_1m candles the retention policy drops (older than 90 days" in text
+    assert "refreshing candles_5m there would delete those candles" in text
+    assert "tcpd candles policy candle-retention 1m never" in text
+    # Inside both retentions the same refresh runs.
+    recent = [
+        "--from",
+        (now - timedelta(days=80)).isoformat(),
+        "--to",
+        (now - timedelta(days=79)).isoformat(),
+    ]
+    allowed = runner.invoke(app, ["candles", "refresh", *recent, *base])
+    assert allowed.exit_code == 0, allowed.output
+    assert "refreshed candles_5m" in allowed.output

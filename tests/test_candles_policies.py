@@ -224,3 +224,43 @@ def test_policy_functions_refuse_windows_that_would_lose_candles(migrated_tsl_ds
         assert policy("compression", "raw_trades", "compress_after") is None
         conn.execute("SELECT tcpd_set_raw_retention(NULL)")
         assert policy("retention", "raw_trades", "drop_after") is None
+
+
+def test_refresh_from_the_beginning_is_refused_while_its_source_has_a_retention(
+    migrated_tsl_dsn: str,
+) -> None:
+    with open_autocommit(migrated_tsl_dsn) as conn:
+
+        def start_offset(tf: str) -> Any:
+            row = conn.execute(
+                "SELECT start_offset FROM tcpd_candle_policies WHERE kind = 'refresh' AND timeframe = %s",
+                (tf,),
+            ).fetchone()
+            assert row is not None
+            return row[0]
+
+        # Raw trades are dropped after 730 days (the default): a window with no start reaches them.
+        with pytest.raises(psycopg.errors.RaiseException) as raw:
+            conn.execute("SELECT tcpd_set_candle_refresh('1m', NULL, '1 minute', '1 minute')")
+        assert "the 1m refresh window has no start (start_offset NULL)" in str(raw.value)
+        assert "raw_trades retention drops data older than 2 years" in str(raw.value)
+        assert raw.value.diag.message_hint == (
+            "give the 1m refresh a start_offset of at most 2 years -7 days, "
+            "or keep raw data forever first (tcpd_set_raw_retention(NULL))"
+        )
+        assert start_offset("1m") == timedelta(days=1)  # the old policy stays
+        # Raw data kept forever: a 5m refresh from the beginning reads only candles_1m ...
+        conn.execute("SELECT tcpd_set_raw_retention(NULL)")
+        conn.execute("SELECT tcpd_set_candle_refresh('5m', NULL, '5 minutes', '5 minutes')")
+        assert start_offset("5m") is None
+        # ... so candles_1m may no longer get a retention, and the reverse order is refused too.
+        with pytest.raises(psycopg.errors.RaiseException) as candles:
+            conn.execute("SELECT tcpd_set_candle_retention('1m', INTERVAL '90 days')")
+        assert "the 5m refresh window has no start (start_offset NULL)" in str(candles.value)
+        assert "candles_1m retention drops candles older than 90 days" in str(candles.value)
+        assert "tcpd_set_candle_retention('1m', NULL)" in (candles.value.diag.message_hint or "")
+        conn.execute("SELECT tcpd_set_candle_refresh('5m', '2 days', '5 minutes', '5 minutes')")
+        conn.execute("SELECT tcpd_set_candle_retention('1m', INTERVAL '90 days')")
+        with pytest.raises(psycopg.errors.RaiseException, match="the 1h refresh window has no start"):
+            conn.execute("SELECT tcpd_set_candle_refresh('1h', NULL, '1 hour', '30 minutes')")
+        assert start_offset("1h") == timedelta(days=7)

@@ -46,7 +46,18 @@ def test_spot_trade_without_raw_data_keeps_no_raw_object(okx: OkxAdapter) -> Non
     result = okx.parse(frame_text("trades_spot.json"), store_raw_data=False)
     assert result.market == []
     assert result.trades == [
-        TradeRow("okx", "BTC-USDT", "1040968613", "64040.2", "0.00240857", "buy", 1786538760218, "")
+        TradeRow(
+            "okx",
+            "BTC-USDT",
+            "1040968613",
+            "64040.2",
+            "0.00240857",
+            "buy",
+            1786538760218,
+            "",
+            "2",
+            "1040968613",
+        )
     ]
 
 
@@ -64,6 +75,8 @@ def test_spot_trade_exact_values(okx: OkxAdapter) -> None:
             side="buy",
             ts_ms=1786538760218,
             raw_json=result.trades[0].raw_json,
+            fill_count="2",
+            trade_seq="1040968613",
         )
     ]
     assert orjson.loads(result.trades[0].raw_json) == {

@@ -42,6 +42,8 @@ def reference_trades(rows: list[TradeRow]) -> bytes:
                 r.size,
                 r.side,
                 reference_ts(r.ts_ms),
+                r.fill_count,
+                r.trade_seq,
                 r.raw_json or None,
             ]
         )
@@ -73,6 +75,8 @@ def test_trades_match_the_reference_for_random_text(seed: int) -> None:
             pick(),
             rng.randint(0, 2**41),
             rng.choice(["", pick(), '{"a": "\\\\"}', "\\N"]),
+            pick(),
+            pick(),
         )
         for _ in range(50)
     ]
@@ -81,12 +85,12 @@ def test_trades_match_the_reference_for_random_text(seed: int) -> None:
 
 def test_plain_trades_take_the_fast_path_and_nulls_stay_nulls() -> None:
     rows = [
-        TradeRow("okx", "BTC-USDT", "1", "1.5", "2", "buy", 5, '{"px":"1.5"}'),
+        TradeRow("okx", "BTC-USDT", "1", "1.5", "2", "buy", 5, '{"px":"1.5"}', "10", "1"),
         TradeRow("okx", "BTC-USDT", "2", "1.5", "2", "sell", 6, ""),
     ]
     assert trades_copy(rows) == (
-        b'okx\tBTC-USDT\t1\t1.5\t2\tbuy\t1970-01-01 00:00:00.005+00\t{"px":"1.5"}\n'
-        b"okx\tBTC-USDT\t2\t1.5\t2\tsell\t1970-01-01 00:00:00.006+00\t\\N\n"
+        b'okx\tBTC-USDT\t1\t1.5\t2\tbuy\t1970-01-01 00:00:00.005+00\t10\t1\t{"px":"1.5"}\n'
+        b"okx\tBTC-USDT\t2\t1.5\t2\tsell\t1970-01-01 00:00:00.006+00\t1\t0\t\\N\n"
     )
 
 
@@ -96,8 +100,8 @@ def test_a_raw_object_spelled_like_null_is_escaped() -> None:
         TradeRow("okx", "S", "2", "1", "1", "buy", 5, "\\N"),
     ]
     assert trades_copy(rows).splitlines() == [
-        b"okx\tS\t1\t1\t1\tbuy\t1970-01-01 00:00:00.005+00\t\\N",
-        b"okx\tS\t2\t1\t1\tbuy\t1970-01-01 00:00:00.005+00\t\\\\N",
+        b"okx\tS\t1\t1\t1\tbuy\t1970-01-01 00:00:00.005+00\t1\t0\t\\N",
+        b"okx\tS\t2\t1\t1\tbuy\t1970-01-01 00:00:00.005+00\t1\t0\t\\\\N",
     ]
 
 

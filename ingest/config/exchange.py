@@ -7,10 +7,11 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ingest.config.base import StrictModel
-from ingest.config.urls import check_ws_url
+from ingest.config.urls import check_http_url, check_ws_url
 from ingest.model import DataType
 
 WsUrl = Annotated[str, AfterValidator(check_ws_url)]
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
@@ -41,6 +42,17 @@ class DataCollectionSettings(StrictModel):
     auto_restart: bool = True
     buffer_size: Annotated[int, Field(gt=0)] = 1000
     max_silence: PositiveFloat = 60.0
+
+
+class InstrumentSettings(StrictModel):
+    """Instrument metadata (contract sizes for candle volumes), loaded over the exchange's REST API."""
+
+    enabled: bool = True
+    # None: the exchange's public REST host, or http://host:port of public_ws_url when that
+    # points at this machine (the simulator serves both on one port).
+    rest_url: HttpUrl | None = None
+    refresh_interval: Annotated[float, Field(ge=60)] = 3600.0
+    timeout: PositiveFloat = 10.0
 
 
 class TradingPair(StrictModel):
@@ -77,6 +89,7 @@ class ExchangeFile(StrictModel):
     exchange: Annotated[str, Field(min_length=1)]
     connection: ConnectionSettings
     data_collection: DataCollectionSettings = DataCollectionSettings()
+    instruments: InstrumentSettings = InstrumentSettings()
     trading_pairs: Annotated[list[TradingPair], Field(min_length=1)]
 
     @field_validator("exchange")

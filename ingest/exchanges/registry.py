@@ -7,9 +7,16 @@ from collections.abc import Callable
 from ingest.errors import ConfigError
 from ingest.exchanges.base import ExchangeAdapter
 from ingest.exchanges.okx import OkxAdapter
+from ingest.exchanges.okx.instruments import OkxInstrumentSource
+from ingest.instruments.model import InstrumentSource
 
 ADAPTERS: dict[str, Callable[[], ExchangeAdapter]] = {
     "okx": OkxAdapter,
+}
+
+# Exchanges whose instrument metadata (contract sizes) can be loaded; optional per exchange.
+INSTRUMENT_SOURCES: dict[str, Callable[[], InstrumentSource]] = {
+    "okx": OkxInstrumentSource,
 }
 
 
@@ -27,3 +34,9 @@ def get_adapter(name: str) -> ExchangeAdapter:
             f"{', '.join(supported_exchanges())}; fix the `exchange` key of the exchange config"
         )
     return factory()
+
+
+def get_instrument_source(name: str) -> InstrumentSource | None:
+    """The instrument metadata source of exchange `name`, or None if it has none."""
+    factory = INSTRUMENT_SOURCES.get(name.strip().lower())
+    return None if factory is None else factory()

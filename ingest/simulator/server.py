@@ -6,6 +6,7 @@ Subscribed books5/tickers without a recording get generated pushes around the la
 price (ingest.simulator.feed). Fault controls: idle close (4004), notice 64008 then close,
 forced disconnect, malformed frames, ignored pings. Every trade (and, with record=True,
 every generated book/ticker push) handed to a socket is recorded for value checks.
+The same port answers OKX's REST GET /api/v5/public/instruments (ingest.simulator.instruments).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ingest.simulator import wire
 from ingest.simulator.client import Client
 from ingest.simulator.feed import QUOTE_CHANNELS, QuoteFeed, SentQuote, log_feed_failure
 from ingest.simulator.generator import TradeGenerator
+from ingest.simulator.instruments import InstrumentsEndpoint
 from ingest.simulator.pump import Pump, log_pump_failure
 from ingest.simulator.replay import load_replay
 from ingest.simulator.settings import SimulatorSettings
@@ -61,6 +63,8 @@ class OkxSimulator:
         self._conn_ids = itertools.count(1)
         self._closers: set[asyncio.Task[None]] = set()
         self._feeds: dict[Client, QuoteFeed] = {}
+        # REST: GET /api/v5/public/instruments on the same port (plain HTTP, no upgrade).
+        self.instruments = InstrumentsEndpoint(self.settings.symbols + self.settings.extra_symbols)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -146,6 +150,11 @@ class OkxSimulator:
         return f"ws://{self.settings.host}:{self.port}"
 
     @property
+    def rest_url(self) -> str:
+        """Base URL of the REST endpoints (same host and port as the WebSockets)."""
+        return f"http://{self.settings.host}:{self.port}"
+
+    @property
     def url(self) -> str:
         """The /ws/v5/public URL (trades, books5, tickers)."""
         return self.base_url + PUBLIC_PATH
@@ -216,6 +225,8 @@ class OkxSimulator:
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path in (PUBLIC_PATH, BUSINESS_PATH):
             return None
+        if self.instruments.handles(request):
+            return self.instruments.respond(request)
         return connection.respond(HTTPStatus.NOT_FOUND, "use /ws/v5/public or /ws/v5/business\n")
 
     async def _handle(self, ws: ServerConnection) -> None:

@@ -23,7 +23,19 @@ from ingest.rows import DeadLetter, MarketRow, TradeRow
 NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-TRADE_COLUMNS = ("exchange", "symbol", "trade_id", "price", "size", "side", "timestamp", "raw_data")
+# raw_data stays last: _clean() allows backslashes only as the NULL marker of the last field.
+TRADE_COLUMNS = (
+    "exchange",
+    "symbol",
+    "trade_id",
+    "price",
+    "size",
+    "side",
+    "timestamp",
+    "fill_count",
+    "trade_seq",
+    "raw_data",
+)
 MARKET_COLUMNS = ("exchange", "symbol", "data_type", "timestamp", "data")
 DEAD_LETTER_COLUMNS = ("exchange", "received_at", "reason", "raw_text")
 
@@ -86,7 +98,8 @@ def trades_copy(rows: Sequence[TradeRow]) -> bytes:
     data = "".join(
         [
             f"{r.exchange}\t{r.symbol}\t{r.trade_id}\t{r.price}\t{r.size}\t{r.side}\t"
-            f"{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t{r.raw_json or NULL}\n"
+            f"{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t{r.fill_count}\t{r.trade_seq}\t"
+            f"{r.raw_json or NULL}\n"
             for r in rows
         ]
     ).encode()
@@ -99,7 +112,7 @@ def trades_copy(rows: Sequence[TradeRow]) -> bytes:
         [
             f"{escape(r.exchange)}\t{escape(r.symbol)}\t{escape(r.trade_id)}\t{escape(r.price)}\t"
             f"{escape(r.size)}\t{escape(r.side)}\t{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t"
-            f"{escape(r.raw_json) if r.raw_json else NULL}\n"
+            f"{escape(r.fill_count)}\t{escape(r.trade_seq)}\t{escape(r.raw_json) if r.raw_json else NULL}\n"
             for r in rows
         ]
     ).encode()

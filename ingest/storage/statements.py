@@ -29,7 +29,7 @@ from psycopg import sql
 from ingest.config.database import TableNames
 from ingest.storage.copy_format import DEAD_LETTER_COLUMNS, MARKET_COLUMNS, TRADE_COLUMNS
 
-STAGE_TRADES = "tcpd_stage_trades_v2"
+STAGE_TRADES = "tcpd_stage_trades_v3"
 STAGE_MARKET = "tcpd_stage_market_v1"
 
 # One round trip (simple query protocol): the transaction and its id.
@@ -41,7 +41,7 @@ BEGIN_STAGED = f"""BEGIN;
 SET LOCAL client_min_messages = warning;
 CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TRADES} (
     exchange text, symbol text, trade_id text, price numeric, size numeric,
-    side text, "timestamp" timestamptz, raw_data jsonb
+    side text, "timestamp" timestamptz, fill_count integer, trade_seq bigint, raw_data jsonb
 ) ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_MARKET} (
     exchange text, symbol text, data_type text, "timestamp" timestamptz, "data" jsonb

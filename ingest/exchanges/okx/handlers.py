@@ -77,14 +77,46 @@ def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: lis
             check_object("trades", item, _TRADE_SPEC)
             raise FrameError("trades: invalid trade")  # unreachable unless the specs diverge
         ts_ms = int(ts)
+        # Checks inlined (two calls per trade cost ~15 % of the parse); _fill_count says the
+        # rule and gives the reason. tradeId increases per instrument: it is the trades' own
+        # order (trade_seq); an id that is not such a number gives "0" (storage order decides).
+        # Cheap checks inline (a helper call per trade cost ~15 % of the parse): counts up to
+        # 1,000 are one set lookup, anything else goes through _fill_count, which says the rule.
+        # tradeId increases per instrument: it is the trades' own order (trade_seq); an id that
+        # is not such a number gives "0" (storage order decides). A non-ASCII digit passes
+        # isdigit() but not bigint: the writer dead-letters that row.
+        fills = item.get("count", "1")
+        if fills.__class__ is not str or fills not in _SMALL_COUNTS:
+            fills = _fill_count(fills)
+        seq = trade_id if len(trade_id) <= _MAX_SEQ_DIGITS and trade_id.isdigit() else "0"
         if store_raw_data:
             raw = orjson.dumps(item).decode()
-            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw)))
+            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw, fills, seq)))
             append(_new_row(MarketRow, (EXCHANGE, symbol, _TRADE, ts_ms, raw)))
         else:
             # No raw object anywhere (raw_trades.raw_data is NULL): roughly halves bytes
             # per trade and the server's work per row.
-            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, "")))
+            append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, "", fills, seq)))
+
+
+_MAX_COUNT_DIGITS = 9  # fits raw_trades.fill_count (integer)
+_MAX_SEQ_DIGITS = 18  # fits raw_trades.trade_seq (bigint)
+_SMALL_COUNTS = frozenset(str(n) for n in range(1, 1001))
+
+
+def _fill_count(count: object) -> str:
+    """OKX `count`: the number of fills one push aggregates (absent in older payloads: "1")."""
+    if count is None:
+        return "1"
+    if (
+        type(count) is str
+        and 0 < len(count) <= _MAX_COUNT_DIGITS
+        and count.isdigit()
+        and count.isascii()
+        and count.lstrip("0") != ""
+    ):
+        return count
+    raise FrameError(f"trades: field 'count' must be a positive integer string, got {count!r:.40}")
 
 
 def _levels(where: str, levels: object) -> None:
