@@ -289,3 +289,49 @@ async def test_the_background_task_fsyncs_without_blocking(tmp_path: Path) -> No
     assert not spool._unsynced  # fsynced by the task within a few fsync_intervals
     await spool.close()
     assert os.listdir(tmp_path)  # lock file and segment stay
+
+
+def test_spool_settings_defaults_and_one_validation() -> None:
+    from pydantic import ValidationError
+
+    from ingest.config.spool import SpoolSettings
+
+    s = SpoolSettings()
+    assert (s.enabled, s.directory, s.max_bytes, s.segment_bytes, s.fsync_interval) == (
+        True,
+        "spool",
+        1 << 30,
+        4 << 20,
+        1.0,
+    )
+    with pytest.raises(ValidationError, match="at most half of spool.max_bytes"):
+        SpoolSettings(max_bytes=1 << 20, segment_bytes=1 << 20)
+    with pytest.raises(ValidationError):
+        SpoolSettings(max_bytes=1000)  # under 1 MiB
+    with pytest.raises(ValidationError):
+        SpoolSettings(fsync_interval=0)
+
+
+def test_health_names_the_spool_bytes_oldest_row_and_losses() -> None:
+    from ingest.collector.base import sink_pressure
+
+    class Sink:
+        def stats(self) -> dict[str, object]:
+            return {
+                "queue_rows": 10,
+                "queue_capacity": 100,
+                "spool": {
+                    "bytes": 123456,
+                    "segments": 2,
+                    "oldest_row_age": 42.4,
+                    "oldest_row_time": "2026-12-03T11:00:00.000+00:00",
+                    "rows_lost": 7,
+                    "loss_ranges_unrecorded": 1,
+                },
+            }
+
+    assert sink_pressure(Sink()) == (
+        "writer spool in use: 123456 bytes on disk, oldest row spooled 42s ago "
+        "(2026-12-03T11:00:00.000+00:00); rows lost: 7 (spool full; ranges in ingest_losses, "
+        "1 not recorded yet)"
+    )

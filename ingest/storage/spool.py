@@ -366,13 +366,14 @@ class Spool:
 
     def stats(self) -> dict[str, Any]:
         """Bytes, segments, the oldest spooled row's time and age, rows lost."""
-        oldest = self._segments[0].created_ms if self._segments else None
+        holding = [seg for seg in self._segments if seg.rows != 0]
+        oldest = holding[0].created_ms if holding else None
         when = datetime.fromtimestamp(oldest / 1000, UTC) if oldest else None
         return {
             "directory": str(self.directory),
             "bytes": self._bytes,
             "max_bytes": self.max_bytes,
-            "segments": len(self._segments),
+            "segments": len(holding),
             "rows_spooled": self.rows_spooled,
             "rows_replayed": self.rows_replayed,
             "records_unreadable": self.records_unreadable,
