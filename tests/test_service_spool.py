@@ -30,6 +30,7 @@ from tests.service_support import (
     db_trades,
     query,
     sent_tuples,
+    wait_count,
     write_configs,
 )
 
@@ -338,3 +339,41 @@ async def settled(dsn: str, directory: Path, within: float = 90.0) -> None:
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"raw_trades still changing or spool not empty after {within}s")
+
+
+async def test_a_forced_stop_during_an_outage_keeps_the_rows_for_the_next_start(
+    tmp_path: Path, migrated_db_dsn: str, native_engine: Any
+) -> None:
+    """Two SIGTERMs while the database is down: exit 0 at once, the rows wait in the spool."""
+    dsn = migrated_db_dsn
+    async with simulator(symbols=(SYMBOL,), total=300, rate=1000.0) as sim:
+        args = configure(tmp_path, sim, dsn, queue_max_rows=200_000)
+        await asyncio.to_thread(native_engine.stop)
+        try:
+            svc = Service(tmp_path, args)
+            await svc.start()
+            try:
+                deadline = time.monotonic() + 30
+                while "database writes failing" not in svc.output() or len(sim.sent_trades) < 300:
+                    assert time.monotonic() < deadline, svc.output()
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.5)  # every trade received: the writer holds 300 rows
+                assert svc.proc is not None
+                svc.proc.send_signal(signal.SIGTERM)
+                await asyncio.sleep(1.0)
+                assert await svc.terminate(within=20) == 0, svc.output()
+            finally:
+                svc.kill()
+            assert "300 rows not written yet kept in the spool" in svc.output()
+            assert len(spooled_trades(tmp_path / "spool")) == 300
+        finally:
+            await asyncio.to_thread(native_engine.start)
+        again = Service(tmp_path, args)
+        await again.start()
+        try:
+            await wait_count(dsn, "SELECT count(*) FROM raw_trades", 300, 30)
+            assert await again.terminate() == 0, again.output()
+        finally:
+            again.kill()
+    assert await db_trades(dsn) == sent_tuples(sim)
+    assert _spool_idle(tmp_path / "spool")

@@ -230,9 +230,7 @@ async def test_a_full_spool_drops_whole_puts_and_counts_one_contiguous_range_per
     assert t.reason == f"spool full ({1 << 20} bytes)"
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LOST ")]
     assert len(logged) == 2
-    assert any(
-        f"LOST {len(lost_trades)} rows of okx BTC-USDT trade" in m for m in logged
-    )
+    assert any(f"LOST {len(lost_trades)} rows of okx BTC-USDT trade" in m for m in logged)
     # Everything kept is still there, in order.
     assert first_rows + await drain(spool) == [*kept, trade(30_000_000)]
     await spool.close()
@@ -304,7 +302,7 @@ def test_spool_settings_defaults_and_one_validation() -> None:
         4 << 20,
         1.0,
     )
-    with pytest.raises(ValidationError, match="at most half of spool.max_bytes"):
+    with pytest.raises(ValidationError, match=r"at most half of spool\.max_bytes"):
         SpoolSettings(max_bytes=1 << 20, segment_bytes=1 << 20)
     with pytest.raises(ValidationError):
         SpoolSettings(max_bytes=1000)  # under 1 MiB
