@@ -111,6 +111,7 @@ class Spool:
         self._pool: Pool | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self.pending = False  # segments hold rows not yet handed to the writer
         self.rows_spooled = 0
         self.rows_replayed = 0
         self.records_unreadable = 0
@@ -147,6 +148,7 @@ class Spool:
             self._bytes += size
             self._next_seq = max(self._next_seq, seq + 1)
         self.losses.load()
+        self._update_pending()
         if self._segments:
             logger.warning(
                 "spool %s holds %d segment(s), %d bytes, from a previous run: replaying them first",
@@ -178,13 +180,12 @@ class Spool:
 
     # -- writing -----------------------------------------------------------------------
 
-    @property
-    def pending(self) -> bool:
-        """True while segments hold rows not yet handed to the writer (cheap: on every put)."""
+    def _update_pending(self) -> None:
+        # An attribute, not a property: RowQueue.has_room() reads it on every put.
         waiting = len(self._segments) - self._taken
-        if waiting <= 0:
-            return False
-        return not (waiting == 1 and self._fd is not None and self._segments[-1].rows == 0)
+        self.pending = waiting > 0 and not (
+            waiting == 1 and self._fd is not None and self._segments[-1].rows == 0
+        )
 
     def append(self, rows: list[Row] | tuple[Row, ...]) -> bool:
         """Spool `rows` (all or none); False when they were dropped and counted as lost."""
@@ -233,6 +234,7 @@ class Spool:
         self._bytes += len(data)
         self.rows_spooled += rows
         self._unsynced = True
+        self.pending = True
 
     def _new_segment(self) -> Segment:
         created = _now_ms()
@@ -290,6 +292,7 @@ class Spool:
             except OSError as exc:
                 # Left on disk for the operator (and the next start): never deleted unread.
                 logger.error("cannot read spool segment %s (%s): skipped in this run", seg.path, exc)
+                self._update_pending()
                 continue
             decoded = spool_format.decode(data)
             rows = decoded.rows
@@ -312,9 +315,11 @@ class Spool:
             seg.rows = len(rows)
             seg.left = len(rows)
             self.rows_replayed += len(decoded.rows)
+            self._update_pending()
             if rows:
                 return seg, rows
             self.discard(seg)
+        self._update_pending()
         return None
 
     def discard(self, seg: Segment) -> None:
@@ -331,6 +336,7 @@ class Spool:
             self._taken -= 1
         self._bytes -= seg.size
         self._freed = True
+        self._update_pending()
 
     # -- background: fsync and loss recording ----------------------------------------
 
