@@ -7,7 +7,8 @@
 - `concurrency` workers (default 2) each keep one pool connection (see _Lease), so the
   next batch is formatted and sent while the server still inserts the previous one.
 - A failed batch is kept and retried with jittered exponential backoff until it commits:
-  the queue behind it fills and put() waits (backpressure), nothing is dropped. Rows the
+  the queue behind it fills, then put() spools to disk (or, without a spool, waits:
+  backpressure); nothing is dropped until the spool is full (docs/spool.md). Rows the
   database rejects as bad data are isolated by bisection and dead-lettered.
 - stop(timeout) refuses new rows, drains the queue, closes the pool, and says loudly how
   many rows it could not write if the timeout ran out.
@@ -230,7 +231,7 @@ class CopyWriter:
     # -- intake --------------------------------------------------------------------------
 
     async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
-        """Queue rows for writing; waits while the queue holds queue_max_rows rows.
+        """Queue rows for writing; beyond queue_max_rows they are spooled (no spool: it waits).
 
         `since` (time.monotonic) is when the rows may have started waiting (e.g. in the
         socket while reading lingered): batch_max_delay counts from it. None: now.
