@@ -107,10 +107,9 @@ class Spool:
         self._unsynced = False  # the open segment has writes not yet fsynced
         self._to_close: list[int] = []  # closed segments' descriptors, fsynced and closed by the task
         self._lock_fd: int | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._pool: Pool | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self.pending = False  # segments hold rows not yet handed to the writer
         self.rows_spooled = 0
         self.rows_replayed = 0
@@ -158,21 +157,22 @@ class Spool:
             )
 
     def start(self, pool: Pool | None) -> None:
-        """Start the background task (fsync, loss recording through `pool`)."""
-        self._pool = pool
-        self._task = asyncio.create_task(self._background(), name="tcpd-spool")
+        """Start the background tasks: fsync, and loss recording through `pool` (if given)."""
+        self._tasks = {asyncio.create_task(self._fsync_loop(), name="tcpd-spool-fsync")}
+        if pool is not None:
+            self._tasks.add(asyncio.create_task(self._record_loop(pool), name="tcpd-spool-losses"))
 
     async def close(self) -> None:
         """Fsync and close the open segment, record losses a last time, unlock."""
         self.losses.end_episode()
-        self._stopping = True
+        self._stopping.set()
         self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({self._task}, timeout=RECORD_CONNECT_TIMEOUT + 3.0)
-            if not self._task.done():
-                self._task.cancel()
-            self._task = None
+        if self._tasks:
+            # Bounded: the last loss recording may wait RECORD_CONNECT_TIMEOUT for the database.
+            _done, stuck = await asyncio.wait(self._tasks, timeout=RECORD_CONNECT_TIMEOUT + 3.0)
+            for task in stuck:
+                task.cancel()
+            self._tasks = set()
         await asyncio.to_thread(self.sync)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -261,9 +261,10 @@ class Spool:
         """Fsync and close closed segments, fsync the open one and the directory (blocking)."""
         while self._to_close:
             _fsync_and_close(self._to_close.pop(0))
-        if self._fd is not None and self._unsynced:
+        fd = self._fd  # read once: the event loop may rotate it meanwhile
+        if fd is not None and self._unsynced:
             self._unsynced = False
-            os.fsync(self._fd)
+            os.fsync(fd)
         with contextlib.suppress(OSError):
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
@@ -340,9 +341,8 @@ class Spool:
 
     # -- background: fsync and loss recording ----------------------------------------
 
-    async def _background(self) -> None:
-        next_record = 0.0
-        while True:
+    async def _fsync_loop(self) -> None:
+        while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.fsync_interval):
                     await self._wake.wait()
@@ -351,12 +351,18 @@ class Spool:
                 await asyncio.to_thread(self.sync)
             except OSError as exc:
                 logger.error("spool fsync failed (%s): %s", self.directory, exc)
-            due = self._stopping or time.monotonic() >= next_record
-            if self._pool is not None and self.losses.unrecorded() and due:
-                next_record = time.monotonic() + RECORD_INTERVAL
-                await self._record_losses(self._pool)
-            if self._stopping:
+
+    async def _record_loop(self, pool: Pool) -> None:
+        """Every RECORD_INTERVAL, and once more at close: upsert unrecorded loss ranges."""
+        while True:
+            stopping = self._stopping.is_set()
+            if self.losses.unrecorded():
+                await self._record_losses(pool)
+            if stopping:
                 return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECORD_INTERVAL):
+                    await self._stopping.wait()
 
     async def _record_losses(self, pool: Pool) -> None:
         try:
@@ -364,7 +370,6 @@ class Spool:
                 done = await self.losses.record(conn)
             if done:
                 logger.info("recorded %d loss range(s) in ingest_losses", done)
-            await asyncio.to_thread(self.losses.persist)
         except Exception as exc:  # the database is down: try again later
             logger.debug("loss ranges not recorded yet: %s", redact_text(str(exc)))
 
