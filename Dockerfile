@@ -14,8 +14,8 @@ COPY sql /src/sql
 RUN pip install /src \
     && rm -rf /src \
     && useradd --system --uid 10001 --home-dir /app tcpd \
-    && mkdir -p /app/logs /app/config \
-    && chown tcpd /app/logs
+    && mkdir -p /app/logs /app/config /app/spool \
+    && chown tcpd /app/logs /app/spool
 
 USER tcpd
 # config/ is mounted read-only at /app/config (docker-compose.yml): relative defaults such as

@@ -4,6 +4,7 @@
     ├── ConfigError          a config file or environment value is wrong (names file, key, fix)
     ├── DatabaseError        the database could not be reached or refused a statement
     │   └── MigrationError   the migration ledger and sql/ disagree, or a migration failed
+    ├── SpoolError           the local spool directory cannot be used (missing rights, locked)
     ├── ExchangeError        an exchange refused us (bad subscription, protocol error)
     └── FrameError           one frame could not be parsed; it is dead-lettered, not fatal
 
@@ -26,6 +27,10 @@ class DatabaseError(TcpdError):
 
 class MigrationError(DatabaseError):
     """Applied migrations and the files in sql/ disagree, or a migration failed."""
+
+
+class SpoolError(TcpdError):
+    """The writer's local spool directory cannot be created, written or locked."""
 
 
 class ExchangeError(TcpdError):

@@ -99,7 +99,12 @@ class IngestService:
         for exchange in self._exchanges:
             # Registering the credentials masks them in every later log line.
             read_exchange_credentials(exchange.exchange.upper())
-        writer = CopyWriter(self._database.database.conninfo(), self._database.tables, self._database.writer)
+        writer = CopyWriter(
+            self._database.database.conninfo(),
+            self._database.tables,
+            self._database.writer,
+            spool=self._database.spool,
+        )
         collectors = [
             ExchangeFactory.create_collector(config, writer)
             for exchange in self._exchanges

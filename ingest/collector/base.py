@@ -45,9 +45,29 @@ def sink_pressure(sink: object) -> str | None:
     except Exception:  # a sink's stats must never break a health check
         logger.debug("sink stats unavailable", exc_info=True)
         return None
+    issues = []
     if capacity > 0 and rows >= capacity * PRESSURE_RATIO:
-        return f"writer backpressure: queue {rows}/{capacity} rows ({100 * rows // capacity}% full)"
-    return None
+        issues.append(f"writer backpressure: queue {rows}/{capacity} rows ({100 * rows // capacity}% full)")
+    spool = stats.get("spool")
+    if isinstance(spool, dict):
+        issues += spool_issues(spool)
+    return "; ".join(issues) or None
+
+
+def spool_issues(spool: dict[str, Any]) -> list[str]:
+    """Health sentences for the writer's disk spool (ingest.storage.spool stats)."""
+    issues = []
+    if spool.get("bytes", 0) > 0 and spool.get("segments", 0) > 0:
+        issues.append(
+            f"writer spool in use: {spool['bytes']} bytes on disk, oldest row spooled "
+            f"{spool.get('oldest_row_age', 0.0):.0f}s ago ({spool.get('oldest_row_time')})"
+        )
+    if spool.get("rows_lost", 0) > 0:
+        issues.append(
+            f"rows lost: {spool['rows_lost']} (spool full; ranges in ingest_losses, "
+            f"{spool.get('loss_ranges_unrecorded', 0)} not recorded yet)"
+        )
+    return issues
 
 
 class BaseDataCollector(ABC):

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from ingest.config.base import StrictModel
 from ingest.config.secrets import SecretDsn
+from ingest.config.spool import SpoolSettings
 from ingest.redact import redact_text
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -76,3 +77,4 @@ class DatabaseFile(StrictModel):
     database: DatabaseSettings
     tables: TableNames = TableNames()
     writer: WriterSettings = WriterSettings()
+    spool: SpoolSettings = SpoolSettings()

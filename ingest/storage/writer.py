@@ -7,7 +7,8 @@
 - `concurrency` workers (default 2) each keep one pool connection (see _Lease), so the
   next batch is formatted and sent while the server still inserts the previous one.
 - A failed batch is kept and retried with jittered exponential backoff until it commits:
-  the queue behind it fills and put() waits (backpressure), nothing is dropped. Rows the
+  the queue behind it fills, then put() spools to disk (or, without a spool, waits:
+  backpressure); nothing is dropped until the spool is full (docs/spool.md). Rows the
   database rejects as bad data are isolated by bisection and dead-lettered.
 - stop(timeout) refuses new rows, drains the queue, closes the pool, and says loudly how
   many rows it could not write if the timeout ran out.
@@ -28,6 +29,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from ingest.config.database import TableNames, WriterSettings
+from ingest.config.spool import SpoolSettings
 from ingest.db.connection import make_pool
 from ingest.errors import DatabaseError, TcpdError
 from ingest.redact import redact_text
@@ -36,6 +38,7 @@ from ingest.storage.batch import Batch, Written, committed, write_batch
 from ingest.storage.queue import RowQueue
 from ingest.storage.rejects import is_rejection, rejected
 from ingest.storage.retry import Backoff, is_bad_data, is_conflict
+from ingest.storage.spool import spool_from
 from ingest.storage.statements import build_statements
 from ingest.storage.status import CollectorStatusRow, upsert_status
 
@@ -105,6 +108,7 @@ class CopyWriter:
         settings: WriterSettings,
         *,
         concurrency: int = 2,
+        spool: SpoolSettings | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -114,7 +118,8 @@ class CopyWriter:
         self._concurrency = concurrency
         self._st = build_statements(tables)
         self._tables = tables
-        self._queue = RowQueue(settings.queue_max_rows)
+        # With a spool, put() never waits: what memory cannot hold goes to disk (queue.py).
+        self._queue = RowQueue(settings.queue_max_rows, spool_from(spool))
         self._workers: set[asyncio.Task[None]] = set()
         self._started = False
         self._stopped = False
@@ -137,6 +142,7 @@ class CopyWriter:
         """Open the pool (without waiting for the database) and start the workers."""
         if self._started:
             raise WriterStateError("CopyWriter.start() called twice")
+        self._queue.open_spool()  # first: a spool it cannot use stops the start (SpoolError)
         self._pool = make_pool(
             self._conninfo,
             min_size=1,
@@ -155,6 +161,7 @@ class CopyWriter:
         self._pool.reconnect_timeout = max(5.0, self._settings.retry_max_delay)
         # Not waiting: a database that is down at start is an outage like any other.
         await self._pool.open(wait=False)
+        self._queue.start_spool(self._pool)
         self._started = True
         for n in range(self._concurrency):
             task = asyncio.create_task(self._work(), name=f"tcpd-writer-{n}")
@@ -194,7 +201,10 @@ class CopyWriter:
             _, stuck = await asyncio.wait(pending, timeout=CANCEL_GRACE)
             if stuck:
                 logger.error("%d writer task(s) ignored cancellation", len(stuck))
-        lost = self._queue.held
+        spilled = self._queue.spill()
+        if spilled:
+            logger.warning("%d rows not written yet kept in the spool for the next start", spilled)
+        lost = self._queue.unwritten
         if lost:
             logger.error(
                 "writer stopped after %.1f s with %d rows NOT written (database: %s)",
@@ -202,6 +212,7 @@ class CopyWriter:
                 lost,
                 self._last_error or "no error seen",
             )
+        await self._queue.close_spool()
         if self._pool is not None:
             await self._pool.close()
 
@@ -214,13 +225,13 @@ class CopyWriter:
 
     @property
     def unwritten(self) -> int:
-        """Rows accepted by put() and not committed (after stop: rows lost)."""
-        return self._queue.held
+        """Rows accepted by put() and neither committed nor spooled (after stop: rows lost)."""
+        return self._queue.unwritten
 
     # -- intake --------------------------------------------------------------------------
 
     async def put(self, rows: Sequence[Row], since: float | None = None) -> None:
-        """Queue rows for writing; waits while the queue holds queue_max_rows rows.
+        """Queue rows for writing; beyond queue_max_rows they are spooled (no spool: it waits).
 
         `since` (time.monotonic) is when the rows may have started waiting (e.g. in the
         socket while reading lingered): batch_max_delay counts from it. None: now.
@@ -258,7 +269,7 @@ class CopyWriter:
                 # Cancelled (stop() ran out of time): the rows stay counted as held, so
                 # stop() reports them as not written.
                 await self._write(rows, lease)
-                self._queue.release(len(rows))
+                self._queue.release(rows)
         finally:
             await lease.give_back()
 
@@ -397,4 +408,5 @@ class CopyWriter:
             "outage": self._outage_since is not None,
             "last_error": self._last_error,
             "last_flush_time": self._last_flush.isoformat() if self._last_flush else None,
+            **self._queue.spool_stats(),
         }
