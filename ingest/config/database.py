@@ -70,9 +70,16 @@ class WriterSettings(StrictModel):
     status_interval: PositiveFloat = 5.0
 
 
+class DeadLetterSettings(StrictModel):
+    """How long the dead_letters table keeps what collectors and the writer refused."""
+
+    retention_days: PositiveInt = 30
+
+
 class DatabaseFile(StrictModel):
     """The whole database config file (config/database.json)."""
 
     database: DatabaseSettings
     tables: TableNames = TableNames()
     writer: WriterSettings = WriterSettings()
+    dead_letters: DeadLetterSettings = DeadLetterSettings()
