@@ -343,7 +343,26 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     ("ts letters", _trade(ts="17865x"), f"trades: field 'ts' {NOT_MS} '17865x'"),
     ("ts int", _trade(ts=1786538760218), "trades: field 'ts' is not a string but int 1786538760218"),
     ("ts unicode digits", _trade(ts="١٢٣"), f"trades: field 'ts' {NOT_MS} '١٢٣'"),
-    ("empty tradeId", _trade(tradeId=""), "trades: field 'tradeId' must be a non-empty string, got ''"),
+    (
+        "empty tradeId",
+        _trade(tradeId=""),
+        "trades: field 'tradeId' must be a string of 1 to 100 characters, got ''",
+    ),
+    (
+        "long tradeId",
+        _trade(tradeId="7" * 101),
+        f"trades: field 'tradeId' must be a string of 1 to 100 characters, got '{'7' * 36}...",
+    ),
+    (
+        "long instId",
+        _trade(instId="B" * 51),
+        f"trades: field 'instId' must be a string of 1 to 50 characters, got '{'B' * 36}...",
+    ),
+    (
+        "NUL in an ignored field",
+        _trade(note="a\x00b"),
+        r"frame contains \u0000, which no PostgreSQL text or jsonb value can hold",
+    ),
     (
         "trade not object",
         _edit("trades_spot.json", lambda f: f.update(data=[["1", "2"]])),
@@ -416,8 +435,8 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
 # Problems of the frame itself: the whole frame is refused (FrameError). Every other entry
 # of MALFORMED is one bad item of a frame, refused alone.
 WHOLE_FRAME = {
-    "bad json", "bad utf8", "not an object", "neither", "event type", "no arg", "no channel",
-    "unknown channel", "data not list", "data empty", "candle no instId",
+    "NUL in an ignored field", "bad json", "bad utf8", "not an object", "neither", "event type",
+    "no arg", "no channel", "unknown channel", "data not list", "data empty", "candle no instId",
 }  # fmt: skip
 
 

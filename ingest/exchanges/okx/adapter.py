@@ -21,6 +21,13 @@ from ingest.rows import DataRow, MarketRow, TradeRow
 _NOT_FAST = (ValueError, KeyError, TypeError, AttributeError, FrameError)
 
 
+# JSON's escape for NUL: orjson decodes it, but PostgreSQL text and jsonb refuse it, so a
+# frame carrying it (even in a field we ignore, kept in raw_data) is refused here rather
+# than by the database, where it would make the writer bisect a whole batch.
+_NUL_TEXT = "\\u0000"
+_NUL_BYTES = b"\\u0000"
+
+
 class OkxAdapter:
     """Builds OKX v5 subscriptions and parses OKX v5 frames; does no I/O."""
 
@@ -70,6 +77,8 @@ class OkxAdapter:
             mark = len(rows)
             refused = len(rejected)
             try:
+                if (_NUL_BYTES if frame.__class__ is bytes else _NUL_TEXT) in frame:
+                    raise FrameError("NUL")  # the precise path below says why
                 msg = loads(frame)
                 arg = msg["arg"]
                 data = msg["data"]
@@ -103,6 +112,8 @@ class OkxAdapter:
         its control; FrameError when the frame itself is malformed."""
         if frame == "pong" or frame == b"pong":
             return PONG
+        if (_NUL_BYTES if type(frame) is bytes else _NUL_TEXT) in frame:
+            raise FrameError(r"frame contains \u0000, which no PostgreSQL text or jsonb value can hold")
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError:

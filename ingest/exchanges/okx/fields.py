@@ -11,6 +11,9 @@ Accepted ranges (docs/collector.md, "Bad input"):
 - A trade's price and size must be positive: a fill at price 0 or of size 0 is no trade
   (it would add a fill to a candle's trade_count and nothing to its volume). Book levels,
   ticker and candle numbers may be 0 (an empty level, a candle without volume).
+- Instrument ids have 1 to MAX_SYMBOL_CHARS characters and trade ids 1 to
+  MAX_TRADE_ID_CHARS, the widths of their columns (varchar(50), varchar(100)): a longer
+  one would make the database refuse the row and the writer bisect its batch to find it.
 - Timestamps are integer milliseconds since the epoch from MIN_MS (2010-01-01) to before
   MAX_MS (2100-01-01). Seconds sent as milliseconds land in 1970, microseconds or
   nanoseconds after 2100: both are refused. Fixed bounds, not ones relative to the
@@ -32,6 +35,9 @@ MAX_FRACTION_DIGITS = 20  # beyond the 18 decimals of the finest token units
 MAX_NUMBER_CHARS = MAX_INT_DIGITS + 1 + MAX_FRACTION_DIGITS
 PLAIN_DECIMAL = re.compile(rf"\d{{1,{MAX_INT_DIGITS}}}(?:\.\d{{1,{MAX_FRACTION_DIGITS}}})?", re.ASCII)
 
+MAX_SYMBOL_CHARS = 50  # raw_trades.symbol, market_data.symbol: varchar(50)
+MAX_TRADE_ID_CHARS = 100  # raw_trades.trade_id: varchar(100)
+
 MIN_MS = 1_262_304_000_000  # 2010-01-01T00:00:00Z
 MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, excluded
 MS_DIGITS = 13  # every millisecond stamp in [MIN_MS, MAX_MS) has 13 digits
@@ -42,7 +48,8 @@ SIDES = frozenset({"buy", "sell"})
 class Kind(Enum):
     """What a field must hold."""
 
-    TEXT = "a non-empty string"
+    SYMBOL = f"a string of 1 to {MAX_SYMBOL_CHARS} characters"
+    TRADE_ID = f"a string of 1 to {MAX_TRADE_ID_CHARS} characters"
     POSITIVE = f"a positive plain decimal string (at most {MAX_INT_DIGITS}.{MAX_FRACTION_DIGITS} digits)"
     NUMBER = f"a non-negative plain decimal string (at most {MAX_INT_DIGITS}.{MAX_FRACTION_DIGITS} digits)"
     NUMBER_OR_EMPTY = "a plain decimal string or empty"
@@ -80,7 +87,8 @@ def value_problem(kind: Kind, value: object) -> str | None:
     if type(value) is not str:
         return f"is not a string but {type(value).__name__} {_show(value)}"
     ok = {
-        Kind.TEXT: bool(value),
+        Kind.SYMBOL: 0 < len(value) <= MAX_SYMBOL_CHARS,
+        Kind.TRADE_ID: 0 < len(value) <= MAX_TRADE_ID_CHARS,
         Kind.POSITIVE: is_positive(value),
         Kind.NUMBER: is_number(value),
         Kind.NUMBER_OR_EMPTY: not value or is_number(value),

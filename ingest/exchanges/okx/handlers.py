@@ -20,6 +20,8 @@ from ingest.errors import FrameError
 from ingest.exchanges.okx.channels import CANDLE_CHANNELS, EXCHANGE
 from ingest.exchanges.okx.fields import (
     MAX_MS,
+    MAX_SYMBOL_CHARS,
+    MAX_TRADE_ID_CHARS,
     MIN_MS,
     MS_DIGITS,
     SIDES,
@@ -37,8 +39,8 @@ Rejected = list[tuple[str | bytes, str]]
 Handler = Callable[[dict[str, Any], list[Any], bool, list[DataRow], Rejected], None]
 
 _TRADE_SPEC = {
-    "instId": Kind.TEXT,
-    "tradeId": Kind.TEXT,
+    "instId": Kind.SYMBOL,
+    "tradeId": Kind.TRADE_ID,
     "px": Kind.POSITIVE,
     "sz": Kind.POSITIVE,
     "side": Kind.SIDE,
@@ -51,7 +53,7 @@ _TRADE = DataType.TRADE
 
 
 def _symbol(arg: dict[str, Any], where: str) -> str:
-    return check_value(f"{where}: arg.instId", Kind.TEXT, arg.get("instId"))
+    return check_value(f"{where}: arg.instId", Kind.SYMBOL, arg.get("instId"))
 
 
 def refuse(arg: dict[str, Any], item: object, reason: str, rejected: Rejected) -> None:
@@ -84,8 +86,8 @@ def trades(
             ok = (
                 symbol.__class__ is str
                 and trade_id.__class__ is str
-                and symbol != ""
-                and trade_id != ""
+                and 0 < len(symbol) <= MAX_SYMBOL_CHARS
+                and 0 < len(trade_id) <= MAX_TRADE_ID_CHARS
                 and is_positive(px)
                 and is_positive(sz)
                 and side in SIDES
@@ -145,7 +147,7 @@ def _book(arg: dict[str, Any], item: object) -> MarketRow:
     _levels("books5: bids", item["bids"])
     ts = check_value("books5: field 'ts'", Kind.MS, item["ts"])
     symbol = item.get("instId") or _symbol(arg, "books5")
-    check_value("books5: field 'instId'", Kind.TEXT, symbol)
+    check_value("books5: field 'instId'", Kind.SYMBOL, symbol)
     return MarketRow(EXCHANGE, symbol, DataType.ORDERBOOK, int(ts), orjson.dumps(item).decode())
 
 
@@ -167,7 +169,7 @@ def _ticker(arg: dict[str, Any], item: object) -> MarketRow:
         if field in obj:
             check_value(f"tickers: field {field!r}", Kind.NUMBER_OR_EMPTY, obj[field])
     symbol = obj.get("instId") or _symbol(arg, "tickers")
-    check_value("tickers: field 'instId'", Kind.TEXT, symbol)
+    check_value("tickers: field 'instId'", Kind.SYMBOL, symbol)
     text = orjson.dumps(obj).decode()
     return MarketRow(EXCHANGE, symbol, DataType.TICKER, int(obj["ts"]), text)
 
