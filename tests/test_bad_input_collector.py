@@ -114,6 +114,7 @@ def test_a_long_refused_frame_keeps_its_first_bytes_and_says_so() -> None:
     assert letter.raw_text == "x" * MAX_RAW_BYTES
     assert letter.reason == f"invalid JSON (first {MAX_RAW_BYTES} of {MAX_RAW_BYTES + 10} bytes kept)"
     assert dead_letter("okx", b"\xff{", "invalid JSON").raw_text == "\ufffd{"
+    assert dead_letter("okx", b"{\x00}", "invalid JSON").raw_text == "{\\u0000}"  # text can't hold NUL
 
 
 def test_config_keys_reach_the_collector_params() -> None:

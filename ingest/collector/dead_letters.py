@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ingest.rows import DeadLetter
+from ingest.rows import DeadLetter, safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +22,10 @@ MAX_RAW_BYTES = 16 * 1024
 
 
 def raw_text(raw: str | bytes, limit: int = MAX_RAW_BYTES) -> tuple[str, int]:
-    """At most `limit` bytes of `raw` as text (bad UTF-8 replaced), and its full size in bytes."""
+    """At most `limit` bytes of `raw` as text a PostgreSQL text column takes (bad UTF-8
+    replaced, NUL spelled \\u0000), and the full size of `raw` in bytes."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
-    return data[:limit].decode("utf-8", "replace"), len(data)
+    return safe_text(data[:limit].decode("utf-8", "replace")), len(data)
 
 
 def dead_letter(exchange: str, raw: str | bytes, reason: str) -> DeadLetter:

@@ -28,6 +28,10 @@ _NUL_TEXT = "\\u0000"
 _NUL_BYTES = b"\\u0000"
 
 
+def _carries_nul(frame: str | bytes) -> bool:
+    return _NUL_BYTES in frame if isinstance(frame, bytes) else _NUL_TEXT in frame
+
+
 class OkxAdapter:
     """Builds OKX v5 subscriptions and parses OKX v5 frames; does no I/O."""
 
@@ -77,7 +81,7 @@ class OkxAdapter:
             mark = len(rows)
             refused = len(rejected)
             try:
-                if (_NUL_BYTES if frame.__class__ is bytes else _NUL_TEXT) in frame:
+                if _carries_nul(frame):
                     raise FrameError("NUL")  # the precise path below says why
                 msg = loads(frame)
                 arg = msg["arg"]
@@ -112,7 +116,7 @@ class OkxAdapter:
         its control; FrameError when the frame itself is malformed."""
         if frame == "pong" or frame == b"pong":
             return PONG
-        if (_NUL_BYTES if type(frame) is bytes else _NUL_TEXT) in frame:
+        if _carries_nul(frame):
             raise FrameError(r"frame contains \u0000, which no PostgreSQL text or jsonb value can hold")
         try:
             msg = orjson.loads(frame)
