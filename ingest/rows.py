@@ -53,6 +53,12 @@ class DeadLetter(NamedTuple):
     raw_text: str
 
 
+def safe_text(value: str) -> str:
+    """`value` as a PostgreSQL text column holds it: lone surrogates backslash-escaped,
+    NUL spelled \\u0000 (for dead letters, which keep what could not be parsed)."""
+    return value.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\u0000")
+
+
 DataRow = TradeRow | MarketRow
 """What parsing a data frame yields."""
 

@@ -37,6 +37,7 @@ from ingest.errors import ConfigError, TcpdError
 from ingest.instruments.from_config import instrument_refreshers
 from ingest.redact import redact_text
 from ingest.storage import CollectorStatusRow, CopyWriter
+from ingest.storage.dead_letter_retention import DeadLetterRetention
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,10 @@ class IngestService:
         self._writer: CopyWriter | None = None
         self._status_task: asyncio.Task[None] | None = None
         self._instruments = instrument_refreshers(database.database.conninfo(), self._exchanges)
+        self._retention_task: asyncio.Task[None] | None = None
+        self.dead_letter_retention = DeadLetterRetention(
+            database.database.conninfo(), database.tables.dead_letters, database.dead_letters.retention_days
+        )
         self._stop_requested = asyncio.Event()
         self._closing = asyncio.Event()  # set when stop() begins: ends the status loop
         self._force = asyncio.Event()  # a second signal: cut the remaining stop steps short
@@ -120,6 +125,9 @@ class IngestService:
         for refresher in self._instruments:  # loads at once, then on its schedule; never fatal
             await refresher.start()
         self._status_task = asyncio.create_task(self._status_loop(), name="tcpd-status")
+        self._retention_task = asyncio.create_task(
+            self.dead_letter_retention.run(self._closing), name="tcpd-dead-letter-retention"
+        )
         logger.info(
             "running %d collector(s): %s", len(collectors), ", ".join(self._manager.list_collectors())
         )
@@ -139,6 +147,11 @@ class IngestService:
             _done, pending = await asyncio.wait({status_task}, timeout=STATUS_WRITE_TIMEOUT + CANCEL_GRACE)
             if pending:
                 logger.error("status loop ignored cancellation; stopping without it")
+        retention_task, self._retention_task = self._retention_task, None
+        if retention_task is not None:
+            # It ends on the _closing flag; a prune still running is cancelled (the next start prunes).
+            retention_task.cancel()
+            await asyncio.wait({retention_task}, timeout=CANCEL_GRACE)
         collectors = asyncio.create_task(self._manager.stop(), name="tcpd-stop-collectors")
         await self._step(collectors, COLLECTORS_STOP_TIMEOUT, "stopping the collectors")
         for collector in self._manager.collectors():

@@ -436,7 +436,8 @@ async def test_frames_after_a_reconnect_notice_in_the_same_read_are_kept() -> No
     from ingest.simulator import wire
 
     def trade(trade_id: str) -> bytes:
-        item = {"instId": "BTC-USDT", "tradeId": trade_id, "px": "1.5", "sz": "2", "side": "buy", "ts": "1"}
+        ts = "1786538760218"
+        item = {"instId": "BTC-USDT", "tradeId": trade_id, "px": "1.5", "sz": "2", "side": "buy", "ts": ts}
         return orjson.dumps({"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": [item]})
 
     connections = 0

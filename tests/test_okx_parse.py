@@ -304,8 +304,9 @@ def _edit(name: str, change: Callable[[dict[str, Any]], None]) -> str:
     return dumps(frame)
 
 
-NOT_DECIMAL = "must be a finite non-negative decimal string, got"
-NOT_MS = "must be integer milliseconds as a string of at most 14 digits, got"
+NOT_DECIMAL = "must be a positive plain decimal string (at most 20.20 digits), got"
+NOT_NUMBER = "must be a non-negative plain decimal string (at most 20.20 digits), got"
+NOT_MS = "must be milliseconds since the epoch as a string, from 2010-01-01 to 2100-01-01, got"
 
 MALFORMED: list[tuple[str, str | bytes, str]] = [
     ("bad json", '{"arg":{"channel":"trades"', "invalid JSON"),
@@ -327,28 +328,54 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     ),
     ("missing px", _trade(px=_DROP), "trades: missing field 'px'"),
     ("missing tradeId", _trade(tradeId=_DROP), "trades: missing field 'tradeId'"),
-    (
-        "px not numeric",
-        _trade(px="abc"),
-        "trades: field 'px' must be a finite non-negative decimal string, got 'abc'",
-    ),
+    ("px not numeric", _trade(px="abc"), f"trades: field 'px' {NOT_DECIMAL} 'abc'"),
     ("px NaN", _trade(px="NaN"), f"trades: field 'px' {NOT_DECIMAL} 'NaN'"),
-    (
-        "px infinity",
-        _trade(px="Infinity"),
-        "trades: field 'px' must be a finite non-negative decimal string, got 'Infinity'",
-    ),
+    ("px infinity", _trade(px="Infinity"), f"trades: field 'px' {NOT_DECIMAL} 'Infinity'"),
     ("px negative", _trade(px="-1"), f"trades: field 'px' {NOT_DECIMAL} '-1'"),
     ("sz blank", _trade(sz=" 1"), f"trades: field 'sz' {NOT_DECIMAL} ' 1'"),
     ("px too long", _trade(px="1" * 41), f"trades: field 'px' {NOT_DECIMAL} '{'1' * 36}..."),
+    ("px 21 integer digits", _trade(px="1" * 21), f"trades: field 'px' {NOT_DECIMAL} '{'1' * 21}'"),
+    ("px 21 fraction digits", _trade(px="0." + "1" * 21), f"trades: field 'px' {NOT_DECIMAL} '0.{'1' * 21}'"),
     ("px huge exponent", _trade(px="1e1000"), f"trades: field 'px' {NOT_DECIMAL} '1e1000'"),
+    ("px 1e309", _trade(px="1e309"), f"trades: field 'px' {NOT_DECIMAL} '1e309'"),
+    ("px 1e999", _trade(px="1e999"), f"trades: field 'px' {NOT_DECIMAL} '1e999'"),
+    ("px small exponent", _trade(px="1e-8"), f"trades: field 'px' {NOT_DECIMAL} '1e-8'"),
+    ("px zero", _trade(px="0"), f"trades: field 'px' {NOT_DECIMAL} '0'"),
+    ("px zero decimals", _trade(px="0.000"), f"trades: field 'px' {NOT_DECIMAL} '0.000'"),
+    ("sz zero", _trade(sz="0"), f"trades: field 'sz' {NOT_DECIMAL} '0'"),
+    ("px trailing point", _trade(px="64040."), f"trades: field 'px' {NOT_DECIMAL} '64040.'"),
+    ("px leading point", _trade(px=".5"), f"trades: field 'px' {NOT_DECIMAL} '.5'"),
     ("ts too long", _trade(ts="1" * 15), f"trades: field 'ts' {NOT_MS} '{'1' * 15}'"),
+    ("ts in seconds", _trade(ts="1786538760"), f"trades: field 'ts' {NOT_MS} '1786538760'"),
+    ("ts in microseconds", _trade(ts="1786538760218000"), f"trades: field 'ts' {NOT_MS} '1786538760218000'"),
+    ("ts before 2010", _trade(ts="1262303999999"), f"trades: field 'ts' {NOT_MS} '1262303999999'"),
+    ("ts from 2100", _trade(ts="4102444800000"), f"trades: field 'ts' {NOT_MS} '4102444800000'"),
+    ("ts zero padded", _trade(ts="0001786538760"), f"trades: field 'ts' {NOT_MS} '0001786538760'"),
     ("px float", _trade(px=64040.2), "trades: field 'px' is not a string but float 64040.2"),
     ("side", _trade(side="BUY"), "trades: field 'side' must be 'buy' or 'sell', got 'BUY'"),
     ("ts letters", _trade(ts="17865x"), f"trades: field 'ts' {NOT_MS} '17865x'"),
     ("ts int", _trade(ts=1786538760218), "trades: field 'ts' is not a string but int 1786538760218"),
     ("ts unicode digits", _trade(ts="١٢٣"), f"trades: field 'ts' {NOT_MS} '١٢٣'"),
-    ("empty tradeId", _trade(tradeId=""), "trades: field 'tradeId' must be a non-empty string, got ''"),
+    (
+        "empty tradeId",
+        _trade(tradeId=""),
+        "trades: field 'tradeId' must be a string of 1 to 100 characters, got ''",
+    ),
+    (
+        "long tradeId",
+        _trade(tradeId="7" * 101),
+        f"trades: field 'tradeId' must be a string of 1 to 100 characters, got '{'7' * 36}...",
+    ),
+    (
+        "long instId",
+        _trade(instId="B" * 51),
+        f"trades: field 'instId' must be a string of 1 to 50 characters, got '{'B' * 36}...",
+    ),
+    (
+        "NUL in an ignored field",
+        _trade(note="a\x00b"),
+        r"frame contains \u0000, which no PostgreSQL text or jsonb value can hold",
+    ),
     (
         "trade not object",
         _edit("trades_spot.json", lambda f: f.update(data=[["1", "2"]])),
@@ -357,7 +384,7 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     (
         "book price",
         _edit("books5_spot.json", lambda f: f["data"][0]["asks"][2].__setitem__(0, "x")),
-        "books5: asks[2] price must be a finite non-negative decimal string, got 'x'",
+        f"books5: asks[2] price {NOT_DECIMAL} 'x'",
     ),
     (
         "book level",
@@ -368,12 +395,12 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     (
         "ticker last",
         _edit("tickers_spot.json", lambda f: f["data"][0].update(last="")),
-        "tickers: field 'last' must be a finite non-negative decimal string, got ''",
+        f"tickers: field 'last' {NOT_DECIMAL} ''",
     ),
     (
         "ticker bid",
         _edit("tickers_spot.json", lambda f: f["data"][0].update(bidPx="n/a")),
-        "tickers: field 'bidPx' must be a decimal string or empty, got 'n/a'",
+        "tickers: field 'bidPx' must be a plain decimal string or empty, got 'n/a'",
     ),
     (
         "candle short",
@@ -388,7 +415,27 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     (
         "candle close",
         _edit("candle1m_spot_closed.derived.json", lambda f: f["data"][0].__setitem__(4, "1,5")),
-        "candle1m: close must be a finite non-negative decimal string, got '1,5'",
+        f"candle1m: close {NOT_DECIMAL} '1,5'",
+    ),
+    (
+        "data empty",
+        _edit("trades_spot.json", lambda f: f.update(data=[])),
+        "trades: 'data' is empty",
+    ),
+    (
+        "book size negative",
+        _edit("books5_spot.json", lambda f: f["data"][0]["asks"][1].__setitem__(1, "-1")),
+        f"books5: asks[1] size {NOT_NUMBER} '-1'",
+    ),
+    (
+        "candle volume exponent",
+        _edit("candle1m_spot_closed.derived.json", lambda f: f["data"][0].__setitem__(5, "1e5")),
+        f"candle1m: volume {NOT_NUMBER} '1e5'",
+    ),
+    (
+        "candle ts in seconds",
+        _edit("candle1m_spot_closed.derived.json", lambda f: f["data"][0].__setitem__(0, "1786538760")),
+        f"candle1m: ts {NOT_MS} '1786538760'",
     ),
     (
         "candle no instId",
@@ -398,26 +445,81 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
 ]
 
 
+# Problems of the frame itself: the whole frame is refused (FrameError). Every other entry
+# of MALFORMED is one bad item of a frame, refused alone.
+WHOLE_FRAME = {
+    "NUL in an ignored field", "bad json", "bad utf8", "not an object", "neither", "event type",
+    "no arg", "no channel", "unknown channel", "data not list", "data empty", "candle no instId",
+}  # fmt: skip
+
+
 @pytest.mark.parametrize(("frame", "reason"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
-def test_malformed_frames_raise_frame_error(okx: OkxAdapter, frame: str | bytes, reason: str) -> None:
-    with pytest.raises(FrameError) as info:
-        okx.parse(frame, store_raw_data=True)
-    assert info.value.reason == reason
+def test_malformed_frames_and_items_are_refused_with_their_reason(
+    okx: OkxAdapter, frame: str | bytes, reason: str, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.id in WHOLE_FRAME:
+        with pytest.raises(FrameError) as info:
+            okx.parse(frame, store_raw_data=True)
+        assert info.value.reason == reason
+        return
+    result = okx.parse(frame, store_raw_data=True)
+    assert (result.trades, result.market, result.control) == ([], [], None)
+    # The frame had one item: refused alone, it comes back as the whole frame's content.
+    assert [(orjson.loads(raw), why) for raw, why in result.rejected] == [(orjson.loads(frame), reason)]
+
+
+def test_every_whole_frame_id_names_an_entry() -> None:
+    assert {m[0] for m in MALFORMED} >= WHOLE_FRAME
 
 
 def test_accepted_number_spellings(okx: OkxAdapter) -> None:
-    for px in ("0", "64040", "64040.", "0.5", ".5", "1e-8", "2.5E+3", "9" * 40 + "." + "9" * 40, "1e999"):
+    for px in ("1", "64040", "0.5", "0.00000001", "000.5", "9" * 20 + "." + "9" * 20):
         (trade,) = okx.parse(_trade(px=px), store_raw_data=False).trades
         assert trade.price == px
+
+
+def test_accepted_timestamps_span_2010_to_2100(okx: OkxAdapter) -> None:
+    for ts in ("1262304000000", "4102444799999"):
+        (trade,) = okx.parse(_trade(ts=ts), store_raw_data=False).trades
+        assert trade.ts_ms == int(ts)
+
+
+def test_zero_is_a_book_size_and_a_volume_but_not_a_price(okx: OkxAdapter) -> None:
+    book = okx.parse(_edit("books5_spot.json", lambda f: f["data"][0]["asks"][0].__setitem__(1, "0")), True)
+    assert len(book.market) == 1
+    candle = _edit("candle1m_spot_closed.derived.json", lambda f: f["data"][0].__setitem__(5, "0"))
+    assert orjson.loads(okx.parse(candle, False).market[0].data_json)["volume"] == "0"
+    zero_price = okx.parse(
+        _edit("books5_spot.json", lambda f: f["data"][0]["bids"][1].__setitem__(0, "0")), True
+    )
+    assert zero_price.market == []
+    assert [why for _, why in zero_price.rejected] == [f"books5: bids[1] price {NOT_DECIMAL} '0'"]
+
+
+def test_one_bad_trade_is_refused_alone_and_the_others_are_kept(okx: OkxAdapter) -> None:
+    frame = orjson.loads(_ten_trades(1))
+    frame["data"][3]["px"] = "1e309"
+    frame["data"][7]["ts"] = "1786538760"  # seconds, not milliseconds
+    result = okx.parse(dumps(frame), store_raw_data=True)
+    assert [t.trade_id for t in result.trades] == ["1", "2", "3", "5", "6", "7", "9", "10"]
+    ids = [t.trade_id for t in result.trades]
+    assert [orjson.loads(m.data_json)["tradeId"] for m in result.market] == ids
+    assert [(orjson.loads(raw), why) for raw, why in result.rejected] == [
+        ({"arg": frame["arg"], "data": [frame["data"][3]]}, f"trades: field 'px' {NOT_DECIMAL} '1e309'"),
+        ({"arg": frame["arg"], "data": [frame["data"][7]]}, f"trades: field 'ts' {NOT_MS} '1786538760'"),
+    ]
+    batch = okx.parse_batch([dumps(frame)], store_raw_data=True)
+    assert [r.trade_id for r in batch.rows if isinstance(r, TradeRow)] == [t.trade_id for t in result.trades]
+    assert batch.rejected == result.rejected
 
 
 def test_non_ascii_digits_are_not_numbers(okx: OkxAdapter) -> None:
     # Python's \d takes other scripts' digits; PostgreSQL's numeric refuses them, so one
     # such price would make a whole COPY batch fail.
     for px in ("١٢٣", "1.٥", "١e5"):
-        with pytest.raises(FrameError) as info:
-            okx.parse(_trade(px=px), store_raw_data=False)
-        assert info.value.reason == f"trades: field 'px' {NOT_DECIMAL} {px!r}"
+        result = okx.parse(_trade(px=px), store_raw_data=False)
+        assert result.trades == []
+        assert [why for _, why in result.rejected] == [f"trades: field 'px' {NOT_DECIMAL} {px!r}"]
 
 
 # -- parse_batch: the collector's hot path agrees with parse ------------------------------
@@ -451,6 +553,7 @@ def _reference(
             if store:
                 rows.append(next(market))
         rows += list(market)
+        rejected += result.rejected
         if result.control is not None:
             controls.append(result.control)
     return rows, controls, rejected
@@ -467,7 +570,7 @@ def _ten_trades(first_id: int) -> str:
 def test_parse_batch_equals_parse_frame_by_frame(okx: OkxAdapter, store: bool) -> None:
     good: list[str | bytes] = [frame_text(n) for n in DATA_FIXTURES + CONTROL_FIXTURES]
     good += [frame_text("trades_swap.json").encode(), _ten_trades(500)]
-    # A bad trade in the middle of a frame: the frame's earlier trades must not survive.
+    # A bad trade in the middle of a frame: refused alone, the trades around it are kept.
     half_bad = orjson.loads(_ten_trades(900))
     half_bad["data"][6]["px"] = "1,5"
     bad: list[str | bytes] = [m[1] for m in MALFORMED] + [dumps(half_bad)]
@@ -479,15 +582,18 @@ def test_parse_batch_equals_parse_frame_by_frame(okx: OkxAdapter, store: bool) -
     assert batch.controls == controls
     assert batch.rejected == rejected
     assert len(batch.rejected) == 2 * len(bad)
+    assert batch.rejected_frames == 2 * len(WHOLE_FRAME)
     assert len(rows) > 60  # the corpus does produce rows
 
 
-def test_parse_batch_drops_every_row_of_a_rejected_frame(okx: OkxAdapter) -> None:
+def test_parse_batch_keeps_the_good_trades_of_a_frame_with_a_bad_one(okx: OkxAdapter) -> None:
     frame = orjson.loads(_ten_trades(1))
     frame["data"][9]["side"] = "short"
     batch = okx.parse_batch([_ten_trades(100), dumps(frame), _ten_trades(200)], True)
     ids = [r.trade_id for r in batch.rows if isinstance(r, TradeRow)]
-    assert ids == [str(i) for i in range(100, 110)] + [str(i) for i in range(200, 210)]
-    assert [reason for _, reason in batch.rejected] == [
-        "trades: field 'side' must be 'buy' or 'sell', got 'short'"
+    assert ids == [str(i) for i in range(100, 110)] + [str(i) for i in range(1, 10)] + [
+        str(i) for i in range(200, 210)
+    ]
+    assert [(orjson.loads(raw)["data"], reason) for raw, reason in batch.rejected] == [
+        ([frame["data"][9]], "trades: field 'side' must be 'buy' or 'sell', got 'short'")
     ]

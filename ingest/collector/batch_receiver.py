@@ -48,11 +48,14 @@ from websockets.exceptions import ConcurrencyError, TooManyFragments
 from websockets.frames import BINARY, CONT, TEXT, CloseCode, Frame
 from websockets.protocol import CLOSED, OPEN, Event
 
-from ingest.collector.frame_scan import HAND_OVER, NEED_MORE, OTHER_FRAME, scan
+from ingest.collector.frame_scan import HAND_OVER, NEED_MORE, OTHER_FRAME, payload_head, scan
 
 __all__ = ["BatchClientConnection"]
 
 logger = logging.getLogger(__name__)
+
+# Bytes kept of a frame refused from its header (over max_size): see refused_frame_head.
+REFUSED_HEAD_BYTES = 4096
 
 # Linger only after reads smaller than this. A steady 10,000 messages/s of ~200 bytes is
 # ~40 KB per 20 ms linger; at full speed asyncio reads up to 256 KB at a time.
@@ -92,6 +95,10 @@ class BatchClientConnection(ClientConnection):
         self._partial = bytearray()  # an incomplete frame, while scanning
         self._partial_needs = 0  # its complete length, once its header is known
         self._frame_limit: int | None = None
+        # The first payload bytes of the frame the scan handed to websockets from its header
+        # (a frame over max_size, which websockets then refuses with 1009): the collector
+        # dead-letters them, so a refused message leaves a trace.
+        self.refused_frame_head = b""
 
     @property
     def buffered(self) -> int:
@@ -212,6 +219,8 @@ class BatchClientConnection(ClientConnection):
                     continue
             # HAND_OVER, or the connection is closing: websockets reads from here on.
             assert stop == HAND_OVER or self.protocol.state is not OPEN
+            if stop == HAND_OVER:
+                self.refused_frame_head = payload_head(data, position, REFUSED_HEAD_BYTES)
             self._scanning = False
             if position < len(data):
                 super().data_received(data[position:])

@@ -26,8 +26,10 @@ def _pair_config(exchange: ExchangeFile, pair: TradingPair, sink: Any) -> Exchan
         "reconnect_delay": conn.reconnect_delay,
         "max_reconnect_delay": conn.max_reconnect_delay,
         "receive_linger": conn.receive_linger,
+        "max_message_bytes": conn.max_message_bytes,
         "max_silence": dc.max_silence,
         "buffer_size": dc.buffer_size,
+        "dead_letters_per_hour": dc.dead_letters_per_hour,
     }
     if sink is not None:
         params["sink"] = sink

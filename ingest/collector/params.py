@@ -16,6 +16,9 @@ understood (every one optional; defaults match config/okx.json's `connection` se
     max_silence            seconds without data after which the collector restarts (60.0)
     buffer_size            callback queue capacity in rows; full -> dropped for callbacks only (1000)
     callback_timeout       seconds an async callback may take before it counts as failed (5.0)
+    max_message_bytes      largest message accepted; a bigger one closes the connection
+                           with 1009, is counted and its first bytes dead-lettered (1048576)
+    dead_letters_per_hour  dead letters kept per hour; the rest are counted (1000; 0 = none)
     name                   collector name (default "<exchange>-<symbol>", lower-case exchange)
     sink                   the RowSink rows are put to (normally the CopyWriter); without one,
                            rows only reach callbacks (see ExchangeFactory.create_collector)
@@ -41,7 +44,8 @@ _FLOAT_KEYS = (
     "max_silence",
     "callback_timeout",
 )
-_INT_KEYS = ("max_reconnect_attempts", "buffer_size")
+_INT_KEYS = ("max_reconnect_attempts", "buffer_size", "max_message_bytes", "dead_letters_per_hour")
+_ZERO_OK = frozenset({"max_reconnect_attempts", "dead_letters_per_hour"})
 MAX_LINGER = 0.1
 KNOWN_KEYS = frozenset(
     {*_FLOAT_KEYS, *_INT_KEYS, "receive_linger", "urls", "channels", "name", "sink"},
@@ -64,6 +68,8 @@ class CollectorParams:
     buffer_size: int = 1000
     callback_timeout: float = 5.0
     receive_linger: float = 0.02
+    max_message_bytes: int = 2**20
+    dead_letters_per_hour: int = 1000
 
 
 def default_name(exchange: str, symbol: str) -> str:
@@ -86,9 +92,7 @@ def parse_params(exchange: str, symbol: str, custom: Mapping[str, Any] | None) -
             values[key] = _positive(exchange, symbol, key, custom[key], float)
     for key in _INT_KEYS:
         if key in custom:
-            values[key] = _positive(
-                exchange, symbol, key, custom[key], int, zero_ok=key == "max_reconnect_attempts"
-            )
+            values[key] = _positive(exchange, symbol, key, custom[key], int, zero_ok=key in _ZERO_OK)
     if "receive_linger" in custom:
         linger = custom["receive_linger"]
         if not isinstance(linger, int | float) or isinstance(linger, bool) or not 0 <= linger <= MAX_LINGER:

@@ -46,6 +46,9 @@ class CollectorStatistics:
     callback_dropped: int = 0
     callback_errors: int = 0
     callback_calls: int = 0
+    dead_letters: int = 0  # refused frames or items kept as dead letters
+    dead_letters_dropped: int = 0  # refused, over the per-hour cap: counted, not kept
+    messages_too_big: int = 0  # messages over max_message_bytes (connection closed with 1009)
 
     def as_dict(self, now: float) -> dict[str, Any]:
         """The spec's `statistics` dictionary (plus rows_received and callback counters)."""
@@ -62,6 +65,9 @@ class CollectorStatistics:
             "connection_uptime": since(self.connected_mono, now),
             "last_error": self.last_error,
             "last_restart_time": wall_iso(self.last_restart_mono),
+            "dead_letters": self.dead_letters,
+            "dead_letters_dropped": self.dead_letters_dropped,
+            "messages_too_big": self.messages_too_big,
             "callbacks": {
                 "calls": self.callback_calls,
                 "errors": self.callback_errors,

@@ -25,16 +25,17 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import CloseCode
 
 from ingest.collector.base import BaseDataCollector
 from ingest.collector.batch_receiver import BatchClientConnection
+from ingest.collector.dead_letters import DeadLetterCap, dead_letter
 from ingest.collector.params import CollectorParams
 from ingest.collector.sink import RowSink
 from ingest.errors import ExchangeError
 from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Subscription
 from ingest.model import ExchangeCollectorConfig
 from ingest.redact import redact_text
-from ingest.rows import DeadLetter
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class WebSocketCollector(BaseDataCollector):
         )
         self._sessions: set[_Session] = set()
         self._stopping = asyncio.Event()  # wakes connection loops sleeping in backoff
+        self._dead_letter_cap = DeadLetterCap(self.name, params.dead_letters_per_hour)
 
     def _sink_for_health(self) -> object:
         return self._sink
@@ -130,6 +132,7 @@ class WebSocketCollector(BaseDataCollector):
                     open_timeout=OPEN_TIMEOUT,
                     close_timeout=CLOSE_TIMEOUT,
                     max_queue=MAX_QUEUE,
+                    max_size=self.params.max_message_bytes,
                     # No permessage-deflate: CPU, not bandwidth, limits the collector, and
                     # without an extension frames take the fast scan (frame_scan.py).
                     compression=None,
@@ -194,6 +197,8 @@ class WebSocketCollector(BaseDataCollector):
             await self._read(session)
         except ConnectionClosed as exc:
             session.end_reason = session.end_reason or f"connection closed: {exc}"
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                await self._message_too_big(ws, exc.sent.reason)
         finally:
             keepalive.cancel()
             # asyncio.wait: unlike `suppress(CancelledError): await keepalive`, it does not
@@ -253,9 +258,9 @@ class WebSocketCollector(BaseDataCollector):
             stats.messages_received += len(frames)
             stats.last_message_mono = now
             parsed = parse_batch(frames, store_raw)
-            stats.messages_processed += len(frames) - len(parsed.rejected)
-            for frame, reason in parsed.rejected:
-                await self._dead_letter(frame, reason)
+            stats.messages_processed += len(frames) - parsed.rejected_frames
+            if parsed.rejected:
+                await self._dead_letters(parsed.rejected)
             rows = parsed.rows
             if rows:
                 stats.rows_received += len(rows)
@@ -300,9 +305,34 @@ class WebSocketCollector(BaseDataCollector):
             logger.debug("%s: exchange info: %s", self.name, control.detail)
         return False
 
-    async def _dead_letter(self, frame: str | bytes, reason: str) -> None:
-        self.stats.errors += 1
-        self.stats.last_error = f"unparsable frame: {reason}"
-        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
-        logger.debug("%s: dead-lettering a frame: %s", self.name, reason)
-        await self._sink.put([DeadLetter(self._adapter.name, int(time.time() * 1000), reason, text)])
+    async def _dead_letters(self, rejected: list[tuple[str | bytes, str]]) -> None:
+        """Dead-letter what was refused (whole frames, single items of frames), within the
+        per-hour cap; the rest is counted in dead_letters_dropped."""
+        stats = self.stats
+        cap = self._dead_letter_cap
+        exchange = self._adapter.name
+        letters = []
+        for raw, reason in rejected:
+            stats.errors += 1
+            if cap.admit():
+                letters.append(dead_letter(exchange, raw, reason))
+            else:
+                stats.dead_letters_dropped += 1
+        stats.last_error = f"unparsable frame: {rejected[-1][1]}"
+        logger.debug("%s: dead-lettering %d refused frame(s) or item(s)", self.name, len(rejected))
+        if letters:
+            stats.dead_letters += len(letters)
+            await self._sink.put(letters)
+
+    async def _message_too_big(self, ws: BatchClientConnection, detail: str) -> None:
+        """A message over max_message_bytes closed the connection (1009): count it, keep its
+        first bytes as a dead letter (the reconnect follows as for any close)."""
+        self.stats.messages_too_big += 1
+        head = ws.refused_frame_head
+        reason = (
+            f"message over max_message_bytes ({self.params.max_message_bytes}): {detail}; "
+            f"connection closed with 1009 and reopened; "
+            + (f"its first {len(head)} bytes kept" if head else "its bytes were not kept")
+        )
+        logger.warning("%s: %s", self.name, reason)
+        await self._dead_letters([(head, reason)])

@@ -71,6 +71,12 @@ class WriterSettings(StrictModel):
     status_interval: PositiveFloat = 5.0
 
 
+class DeadLetterSettings(StrictModel):
+    """How long the dead_letters table keeps what collectors and the writer refused."""
+
+    retention_days: PositiveInt = 30
+
+
 class DatabaseFile(StrictModel):
     """The whole database config file (config/database.json)."""
 
@@ -78,3 +84,4 @@ class DatabaseFile(StrictModel):
     tables: TableNames = TableNames()
     writer: WriterSettings = WriterSettings()
     spool: SpoolSettings = SpoolSettings()
+    dead_letters: DeadLetterSettings = DeadLetterSettings()

@@ -26,6 +26,9 @@ class ConnectionSettings(StrictModel):
     reconnect_delay: PositiveFloat = 5.0
     max_reconnect_delay: PositiveFloat = 60.0
     receive_linger: Annotated[float, Field(ge=0, le=0.1)] = 0.02
+    # websockets' max_size: a bigger message closes the connection with 1009 (counted, its
+    # first bytes dead-lettered). 1 MiB is 1,000x the largest frame of the channels parsed.
+    max_message_bytes: Annotated[int, Field(ge=1024, le=2**30)] = 2**20
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> ConnectionSettings:
@@ -42,6 +45,7 @@ class DataCollectionSettings(StrictModel):
     auto_restart: bool = True
     buffer_size: Annotated[int, Field(gt=0)] = 1000
     max_silence: PositiveFloat = 60.0
+    dead_letters_per_hour: Annotated[int, Field(ge=0)] = 1000
 
 
 class InstrumentSettings(StrictModel):

@@ -49,6 +49,9 @@ class FrameResult:
     trades: list[TradeRow] = field(default_factory=list)
     market: list[MarketRow] = field(default_factory=list)
     control: Control | None = None
+    # Items of the frame refused alone (the frame's other items are in trades/market):
+    # (the frame reduced to the refused item, reason).
+    rejected: list[tuple[str | bytes, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -57,7 +60,9 @@ class ParsedBatch:
 
     rows: list[DataRow] = field(default_factory=list)  # to store
     controls: list[Control] = field(default_factory=list)
-    rejected: list[tuple[str | bytes, str]] = field(default_factory=list)  # (frame, reason)
+    # (what was refused, reason): a whole frame, or one item of a frame reduced to that item
+    rejected: list[tuple[str | bytes, str]] = field(default_factory=list)
+    rejected_frames: int = 0  # entries of `rejected` that are whole frames
 
 
 class ExchangeAdapter(Protocol):
@@ -79,11 +84,13 @@ class ExchangeAdapter(Protocol):
     def parse(self, frame: str | bytes, store_raw_data: bool) -> FrameResult:
         """Turn one received frame into rows or a control signal; raise FrameError(reason).
 
-        The reference behaviour: parse_batch must give the same rows, controls and reasons.
+        A bad item of a good frame is refused alone (FrameResult.rejected). The reference
+        behaviour: parse_batch must give the same rows, controls and rejections.
         """
         ...
 
     def parse_batch(self, frames: Sequence[str | bytes], store_raw_data: bool) -> ParsedBatch:
         """Parse many frames at once (the collector's hot path); never raises FrameError:
-        a malformed frame lands in `rejected` with its reason and adds no row."""
+        a malformed frame lands in `rejected` with its reason and adds no row, a malformed
+        item of a good frame lands there alone."""
         ...

@@ -209,8 +209,10 @@ class OkxSimulator:
             self._closers.add(task)
             task.add_done_callback(self._closers.discard)
 
-    async def inject(self, frames: tuple[str, ...] = wire.MALFORMED_FRAMES) -> int:
-        """Send `frames` (malformed ones by default) to every open client; frames sent."""
+    async def inject(self, frames: tuple[str | bytes, ...] = wire.MALFORMED_FRAMES) -> int:
+        """Send `frames` (malformed ones by default) to every open client; frames sent.
+
+        A str goes as a text frame, bytes as a binary frame (any bytes, e.g. bad UTF-8)."""
         sent = 0
         for client in [c for c in self._clients if c.writable()]:
             for frame in frames:

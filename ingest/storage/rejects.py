@@ -14,14 +14,11 @@ from typing import Any
 
 import orjson
 
-from ingest.rows import DeadLetter, MarketRow, TradeRow
+from ingest.rows import DeadLetter, MarketRow, TradeRow, safe_text
+
+__all__ = ["REJECTED_PREFIX", "is_rejection", "rejected", "safe_text"]
 
 REJECTED_PREFIX = "rejected by the writer"
-
-
-def safe_text(value: str) -> str:
-    """`value` with lone surrogates backslash-escaped and NUL spelled out."""
-    return value.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\u0000")
 
 
 def _fields(row: object) -> tuple[str, dict[str, Any]]:

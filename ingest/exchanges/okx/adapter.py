@@ -21,6 +21,17 @@ from ingest.rows import DataRow, MarketRow, TradeRow
 _NOT_FAST = (ValueError, KeyError, TypeError, AttributeError, FrameError)
 
 
+# JSON's escape for NUL: orjson decodes it, but PostgreSQL text and jsonb refuse it, so a
+# frame carrying it (even in a field we ignore, kept in raw_data) is refused here rather
+# than by the database, where it would make the writer bisect a whole batch.
+_NUL_TEXT = "\\u0000"
+_NUL_BYTES = b"\\u0000"
+
+
+def _carries_nul(frame: str | bytes) -> bool:
+    return _NUL_BYTES in frame if isinstance(frame, bytes) else _NUL_TEXT in frame
+
+
 class OkxAdapter:
     """Builds OKX v5 subscriptions and parses OKX v5 frames; does no I/O."""
 
@@ -45,48 +56,68 @@ class OkxAdapter:
     def parse(self, frame: str | bytes, store_raw_data: bool) -> FrameResult:
         """Parse one received frame; raise FrameError(reason) when it is malformed."""
         rows: list[DataRow] = []
-        control = self._parse_into(frame, store_raw_data, rows)
+        rejected: list[tuple[str | bytes, str]] = []
+        control = self._parse_into(frame, store_raw_data, rows, rejected)
         return FrameResult(
             [r for r in rows if type(r) is TradeRow],
             [r for r in rows if type(r) is MarketRow],
             control,
+            rejected,
         )
 
     def parse_batch(self, frames: Sequence[str | bytes], store_raw_data: bool) -> ParsedBatch:
-        """Parse received frames into one ParsedBatch; a malformed frame is rejected alone.
+        """Parse received frames into one ParsedBatch; a malformed frame is rejected alone,
+        and so is a malformed item (trade, book, ticker, candle) of a good frame.
 
         Data frames take a fast path (four lookups, then the channel's handler); a control
         frame or anything unusual goes through `parse`'s checks, which give the reason.
         """
         batch = ParsedBatch()
         rows = batch.rows
+        rejected = batch.rejected
         handlers = self._handlers
         loads = orjson.loads
         for frame in frames:
             mark = len(rows)
+            refused = len(rejected)
             try:
+                if _carries_nul(frame):
+                    raise FrameError("NUL")  # the precise path below says why
                 msg = loads(frame)
                 arg = msg["arg"]
                 data = msg["data"]
-                if data.__class__ is list:
-                    handlers[arg["channel"]](arg, data, store_raw_data, rows)
+                if data.__class__ is list and data:
+                    handlers[arg["channel"]](arg, data, store_raw_data, rows, rejected)
                     continue
             except _NOT_FAST:
-                del rows[mark:]  # a handler may have added rows before it failed
+                # a handler may have added rows or refused items before the frame failed
+                del rows[mark:]
+                del rejected[refused:]
             try:
-                control = self._parse_into(frame, store_raw_data, rows)
+                control = self._parse_into(frame, store_raw_data, rows, rejected)
             except FrameError as exc:
                 del rows[mark:]
-                batch.rejected.append((frame, exc.reason))
+                del rejected[refused:]
+                rejected.append((frame, exc.reason))
+                batch.rejected_frames += 1
                 continue
             if control is not None:
                 batch.controls.append(control)
         return batch
 
-    def _parse_into(self, frame: str | bytes, store_raw_data: bool, rows: list[DataRow]) -> Control | None:
-        """Add the rows of one frame to `rows`, or return its control; FrameError when malformed."""
+    def _parse_into(
+        self,
+        frame: str | bytes,
+        store_raw_data: bool,
+        rows: list[DataRow],
+        rejected: list[tuple[str | bytes, str]],
+    ) -> Control | None:
+        """Add the rows of one frame to `rows` (its refused items to `rejected`), or return
+        its control; FrameError when the frame itself is malformed."""
         if frame == "pong" or frame == b"pong":
             return PONG
+        if _carries_nul(frame):
+            raise FrameError(r"frame contains \u0000, which no PostgreSQL text or jsonb value can hold")
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError:
@@ -112,5 +143,9 @@ class OkxAdapter:
             raise FrameError(f"unknown channel {channel!r:.40}")
         if type(data) is not list:
             raise FrameError(f"{channel}: 'data' is not a list")
-        handler(arg, data, store_raw_data, rows)
+        if not data:
+            # OKX never pushes an empty list; refused so every data frame is either stored
+            # or dead-lettered.
+            raise FrameError(f"{channel}: 'data' is empty")
+        handler(arg, data, store_raw_data, rows, rejected)
         return None

@@ -1,7 +1,24 @@
 """Cheap checks for OKX wire values, and precise reasons when a check fails.
 
-Prices and sizes stay the exchange's exact decimal strings; a precompiled regex proves
-they are finite, non-negative decimals without building a Decimal per value.
+Accepted ranges (docs/collector.md, "Bad input"):
+
+- Prices and sizes are exact plain decimals as OKX writes them ("63913.5", "0.00240857"):
+  ASCII digits, optionally one point with digits on both sides; at most MAX_INT_DIGITS
+  before the point and MAX_FRACTION_DIGITS after it. No sign, exponent, NaN, Infinity or
+  whitespace. PostgreSQL's numeric would take "1e309" (and store 1 followed by 309 zeros),
+  but no market has such a price: a bounded plain decimal is what a reader of raw_trades
+  expects, and one absurd value can never make a COPY batch fail.
+- A trade's price and size must be positive: a fill at price 0 or of size 0 is no trade
+  (it would add a fill to a candle's trade_count and nothing to its volume). Book levels,
+  ticker and candle numbers may be 0 (an empty level, a candle without volume).
+- Instrument ids have 1 to MAX_SYMBOL_CHARS characters and trade ids 1 to
+  MAX_TRADE_ID_CHARS, the widths of their columns (varchar(50), varchar(100)): a longer
+  one would make the database refuse the row and the writer bisect its batch to find it.
+- Timestamps are integer milliseconds since the epoch from MIN_MS (2010-01-01) to before
+  MAX_MS (2100-01-01). Seconds sent as milliseconds land in 1970, microseconds or
+  nanoseconds after 2100: both are refused. Fixed bounds, not ones relative to the
+  receipt time, so parsing stays a pure function of the frame (recordings and replays keep
+  their stamps) and a wrong local clock cannot dead-letter a healthy stream.
 """
 
 from __future__ import annotations
@@ -13,15 +30,17 @@ from typing import Any
 
 from ingest.errors import FrameError
 
-# Finite, non-negative decimals as OKX writes them ("63913.5", "0.00240857", "1e-8").
-# No sign, no NaN/Infinity, no whitespace: anything else is a malformed frame. Digit counts
-# are bounded so PostgreSQL's numeric always accepts the value and one absurd number can
-# never make a COPY batch fail. ASCII only: `\d` would also take other scripts' digits,
-# which numeric refuses.
-NUMBER = re.compile(r"(?:\d{1,40}(?:\.\d{0,40})?|\.\d{1,40})(?:[eE][+-]?\d{1,3})?", re.ASCII)
+MAX_INT_DIGITS = 20  # 10^20: beyond any price or size in any unit
+MAX_FRACTION_DIGITS = 20  # beyond the 18 decimals of the finest token units
+MAX_NUMBER_CHARS = MAX_INT_DIGITS + 1 + MAX_FRACTION_DIGITS
+PLAIN_DECIMAL = re.compile(rf"\d{{1,{MAX_INT_DIGITS}}}(?:\.\d{{1,{MAX_FRACTION_DIGITS}}})?", re.ASCII)
 
-# Milliseconds since the epoch: at most 14 digits (year 5138), well inside timestamptz.
-MAX_MS_DIGITS = 14
+MAX_SYMBOL_CHARS = 50  # raw_trades.symbol, market_data.symbol: varchar(50)
+MAX_TRADE_ID_CHARS = 100  # raw_trades.trade_id: varchar(100)
+
+MIN_MS = 1_262_304_000_000  # 2010-01-01T00:00:00Z
+MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, excluded
+MS_DIGITS = 13  # every millisecond stamp in [MIN_MS, MAX_MS) has 13 digits
 
 SIDES = frozenset({"buy", "sell"})
 
@@ -29,10 +48,12 @@ SIDES = frozenset({"buy", "sell"})
 class Kind(Enum):
     """What a field must hold."""
 
-    TEXT = "a non-empty string"
-    NUMBER = "a finite non-negative decimal string"
-    NUMBER_OR_EMPTY = "a decimal string or empty"
-    MS = "integer milliseconds as a string of at most 14 digits"
+    SYMBOL = f"a string of 1 to {MAX_SYMBOL_CHARS} characters"
+    TRADE_ID = f"a string of 1 to {MAX_TRADE_ID_CHARS} characters"
+    POSITIVE = f"a positive plain decimal string (at most {MAX_INT_DIGITS}.{MAX_FRACTION_DIGITS} digits)"
+    NUMBER = f"a non-negative plain decimal string (at most {MAX_INT_DIGITS}.{MAX_FRACTION_DIGITS} digits)"
+    NUMBER_OR_EMPTY = "a plain decimal string or empty"
+    MS = "milliseconds since the epoch as a string, from 2010-01-01 to 2100-01-01"
     SIDE = "'buy' or 'sell'"
 
 
@@ -42,15 +63,23 @@ def _show(value: Any) -> str:
 
 
 def is_number(value: str) -> bool:
-    """A decimal as NUMBER defines it; the common plain form skips the regex (2x cheaper)."""
-    return (len(value) <= 40 and value.replace(".", "", 1).isdigit() and value.isascii()) or (
-        NUMBER.fullmatch(value) is not None
-    )
+    """A bounded, non-negative plain decimal; the common short form skips the regex."""
+    if len(value) <= MAX_INT_DIGITS and value.isdigit() and value.isascii():
+        return True
+    return len(value) <= MAX_NUMBER_CHARS and PLAIN_DECIMAL.fullmatch(value) is not None
 
 
-def is_ms(value: object) -> bool:
-    """True for a string of ASCII digits (OKX timestamps are ms strings)."""
-    return type(value) is str and len(value) <= MAX_MS_DIGITS and value.isascii() and value.isdigit()
+def is_positive(value: str) -> bool:
+    """A number as is_number defines it, and not zero."""
+    return is_number(value) and value.strip("0.") != ""
+
+
+def ms_or_none(value: object) -> int | None:
+    """The milliseconds a valid OKX timestamp string holds, or None."""
+    if type(value) is not str or len(value) != MS_DIGITS or not (value.isdigit() and value.isascii()):
+        return None
+    ms = int(value)
+    return ms if MIN_MS <= ms < MAX_MS else None
 
 
 def value_problem(kind: Kind, value: object) -> str | None:
@@ -58,10 +87,12 @@ def value_problem(kind: Kind, value: object) -> str | None:
     if type(value) is not str:
         return f"is not a string but {type(value).__name__} {_show(value)}"
     ok = {
-        Kind.TEXT: bool(value),
+        Kind.SYMBOL: 0 < len(value) <= MAX_SYMBOL_CHARS,
+        Kind.TRADE_ID: 0 < len(value) <= MAX_TRADE_ID_CHARS,
+        Kind.POSITIVE: is_positive(value),
         Kind.NUMBER: is_number(value),
         Kind.NUMBER_OR_EMPTY: not value or is_number(value),
-        Kind.MS: is_ms(value),
+        Kind.MS: ms_or_none(value) is not None,
         Kind.SIDE: value in SIDES,
     }[kind]
     return None if ok else f"must be {kind.value}, got {_show(value)}"

@@ -1,9 +1,11 @@
 """Data-channel handlers: one function per OKX channel, turning `data` arrays into rows.
 
-Each handler takes (arg, data, store_raw_data, rows) from an already-parsed frame and
-appends its rows to `rows`. Unknown fields are ignored; a missing or malformed required
-field raises FrameError with a reason naming the channel and the field (the caller drops
-whatever the frame had added).
+Each handler takes (arg, data, store_raw_data, rows, rejected) from an already-parsed
+frame and appends its rows to `rows`. Unknown fields are ignored. An item of `data` with a
+missing or malformed required field is refused alone: `(frame reduced to that item, reason)`
+goes to `rejected`, naming the channel and the field, and the frame's other items are kept.
+A problem of the frame itself (e.g. a candle frame without arg.instId) raises FrameError
+(the caller drops whatever the frame had added).
 """
 
 from __future__ import annotations
@@ -16,28 +18,47 @@ import orjson
 
 from ingest.errors import FrameError
 from ingest.exchanges.okx.channels import CANDLE_CHANNELS, EXCHANGE
-from ingest.exchanges.okx.fields import MAX_MS_DIGITS, SIDES, Kind, check_object, check_value, is_number
+from ingest.exchanges.okx.fields import (
+    MAX_MS,
+    MAX_SYMBOL_CHARS,
+    MAX_TRADE_ID_CHARS,
+    MIN_MS,
+    MS_DIGITS,
+    SIDES,
+    Kind,
+    check_object,
+    check_value,
+    is_positive,
+)
 from ingest.model import DataType
 from ingest.rows import DataRow, MarketRow, TradeRow
 
-Handler = Callable[[dict[str, Any], list[Any], bool, list[DataRow]], None]
+Rejected = list[tuple[str | bytes, str]]
+"""(what was refused, why): a whole frame, or one item of a frame as `{"arg", "data": [item]}`."""
+
+Handler = Callable[[dict[str, Any], list[Any], bool, list[DataRow], Rejected], None]
 
 _TRADE_SPEC = {
-    "instId": Kind.TEXT,
-    "tradeId": Kind.TEXT,
-    "px": Kind.NUMBER,
-    "sz": Kind.NUMBER,
+    "instId": Kind.SYMBOL,
+    "tradeId": Kind.TRADE_ID,
+    "px": Kind.POSITIVE,
+    "sz": Kind.POSITIVE,
     "side": Kind.SIDE,
     "ts": Kind.MS,
 }
-_TICKER_SPEC = {"last": Kind.NUMBER, "ts": Kind.MS}
+_TICKER_SPEC = {"last": Kind.POSITIVE, "ts": Kind.MS}
 _TICKER_OPTIONAL = ("askPx", "askSz", "bidPx", "bidSz")
 
 _TRADE = DataType.TRADE
 
 
 def _symbol(arg: dict[str, Any], where: str) -> str:
-    return check_value(f"{where}: arg.instId", Kind.TEXT, arg.get("instId"))
+    return check_value(f"{where}: arg.instId", Kind.SYMBOL, arg.get("instId"))
+
+
+def refuse(arg: dict[str, Any], item: object, reason: str, rejected: Rejected) -> None:
+    """Dead-letter one item: the frame reduced to it, so it can be parsed again once fixed."""
+    rejected.append((orjson.dumps({"arg": arg, "data": [item]}), reason))
 
 
 # A NamedTuple's generated __new__ is a Python function; tuple.__new__ builds the same row
@@ -45,9 +66,12 @@ def _symbol(arg: dict[str, Any], where: str) -> str:
 _new_row = tuple.__new__
 
 
-def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow]) -> None:
+def trades(
+    arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow], rejected: Rejected
+) -> None:
     """`trades`: one TradeRow per trade; with store_raw_data also the raw object, kept in
-    TradeRow.raw_json (raw_trades.raw_data) and as a MarketRow of type trade (market_data)."""
+    TradeRow.raw_json (raw_trades.raw_data) and as a MarketRow of type trade (market_data).
+    A bad trade is refused alone; the frame's other trades are kept."""
     append = rows.append
     for item in data:
         # Hot path: the common case pays for a handful of lookups and string checks; only
@@ -62,24 +86,26 @@ def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: lis
             ok = (
                 symbol.__class__ is str
                 and trade_id.__class__ is str
-                and symbol != ""
-                and trade_id != ""
-                and is_number(px)
-                and is_number(sz)
+                and 0 < len(symbol) <= MAX_SYMBOL_CHARS
+                and 0 < len(trade_id) <= MAX_TRADE_ID_CHARS
+                and is_positive(px)
+                and is_positive(sz)
                 and side in SIDES
-                and len(ts) <= MAX_MS_DIGITS
+                and len(ts) == MS_DIGITS
                 and ts.isdigit()
                 and ts.isascii()
             )
+            ts_ms = int(ts) if ok else 0
         except (KeyError, TypeError, AttributeError):
             ok = False
-        if not ok:
-            check_object("trades", item, _TRADE_SPEC)
-            raise FrameError("trades: invalid trade")  # unreachable unless the specs diverge
-        ts_ms = int(ts)
-        # Checks inlined (two calls per trade cost ~15 % of the parse); _fill_count says the
-        # rule and gives the reason. tradeId increases per instrument: it is the trades' own
-        # order (trade_seq); an id that is not such a number gives "0" (storage order decides).
+        if not ok or not MIN_MS <= ts_ms < MAX_MS:
+            try:
+                check_object("trades", item, _TRADE_SPEC)
+                reason = "trades: invalid trade"  # unreachable unless the specs diverge
+            except FrameError as exc:
+                reason = exc.reason
+            refuse(arg, item, reason, rejected)
+            continue
         # Cheap checks inline (a helper call per trade cost ~15 % of the parse): counts up to
         # 1,000 are one set lookup, anything else goes through _fill_count, which says the rule.
         # tradeId increases per instrument: it is the trades' own order (trade_seq); an id that
@@ -87,7 +113,11 @@ def trades(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: lis
         # isdigit() but not bigint: the writer dead-letters that row.
         fills = item.get("count", "1")
         if fills.__class__ is not str or fills not in _SMALL_COUNTS:
-            fills = _fill_count(fills)
+            try:
+                fills = _fill_count(fills)
+            except FrameError as exc:
+                refuse(arg, item, exc.reason, rejected)
+                continue
         seq = trade_id if len(trade_id) <= _MAX_SEQ_DIGITS and trade_id.isdigit() else "0"
         if store_raw_data:
             raw = orjson.dumps(item).decode()
@@ -125,45 +155,69 @@ def _levels(where: str, levels: object) -> None:
     for i, level in enumerate(levels):
         if type(level) is not list or len(level) < 2:
             raise FrameError(f"{where}[{i}] must be a [price, size, ...] list")
-        check_value(f"{where}[{i}] price", Kind.NUMBER, level[0])
+        check_value(f"{where}[{i}] price", Kind.POSITIVE, level[0])
         check_value(f"{where}[{i}] size", Kind.NUMBER, level[1])
 
 
-def books5(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow]) -> None:
+def books5(
+    arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow], rejected: Rejected
+) -> None:
     """`books5`: every push is a full 5-level snapshot, stored whole as an ORDERBOOK row."""
     for item in data:
-        if type(item) is not dict:
-            raise FrameError(f"books5: expected a JSON object, got {type(item).__name__}")
-        for field in ("asks", "bids", "ts"):
-            if field not in item:
-                raise FrameError(f"books5: missing field {field!r}")
-        _levels("books5: asks", item["asks"])
-        _levels("books5: bids", item["bids"])
-        ts = check_value("books5: field 'ts'", Kind.MS, item["ts"])
-        symbol = item.get("instId") or _symbol(arg, "books5")
-        check_value("books5: field 'instId'", Kind.TEXT, symbol)
-        rows.append(MarketRow(EXCHANGE, symbol, DataType.ORDERBOOK, int(ts), orjson.dumps(item).decode()))
+        try:
+            rows.append(_book(arg, item))
+        except FrameError as exc:
+            refuse(arg, item, exc.reason, rejected)
 
 
-def tickers(arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow]) -> None:
+def _book(arg: dict[str, Any], item: object) -> MarketRow:
+    if type(item) is not dict:
+        raise FrameError(f"books5: expected a JSON object, got {type(item).__name__}")
+    for field in ("asks", "bids", "ts"):
+        if field not in item:
+            raise FrameError(f"books5: missing field {field!r}")
+    _levels("books5: asks", item["asks"])
+    _levels("books5: bids", item["bids"])
+    ts = check_value("books5: field 'ts'", Kind.MS, item["ts"])
+    symbol = item.get("instId") or _symbol(arg, "books5")
+    check_value("books5: field 'instId'", Kind.SYMBOL, symbol)
+    return MarketRow(EXCHANGE, symbol, DataType.ORDERBOOK, int(ts), orjson.dumps(item).decode())
+
+
+def tickers(
+    arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow], rejected: Rejected
+) -> None:
     """`tickers`: last price, best bid/ask and 24h statistics, stored whole as a TICKER row."""
     for item in data:
-        obj = check_object("tickers", item, _TICKER_SPEC)
-        for field in _TICKER_OPTIONAL:
-            # OKX sends "" for an empty side of the book.
-            if field in obj:
-                check_value(f"tickers: field {field!r}", Kind.NUMBER_OR_EMPTY, obj[field])
-        symbol = obj.get("instId") or _symbol(arg, "tickers")
-        check_value("tickers: field 'instId'", Kind.TEXT, symbol)
-        text = orjson.dumps(obj).decode()
-        rows.append(MarketRow(EXCHANGE, symbol, DataType.TICKER, int(obj["ts"]), text))
+        try:
+            rows.append(_ticker(arg, item))
+        except FrameError as exc:
+            refuse(arg, item, exc.reason, rejected)
+
+
+def _ticker(arg: dict[str, Any], item: object) -> MarketRow:
+    obj = check_object("tickers", item, _TICKER_SPEC)
+    for field in _TICKER_OPTIONAL:
+        # OKX sends "" for an empty side of the book.
+        if field in obj:
+            check_value(f"tickers: field {field!r}", Kind.NUMBER_OR_EMPTY, obj[field])
+    symbol = obj.get("instId") or _symbol(arg, "tickers")
+    check_value("tickers: field 'instId'", Kind.SYMBOL, symbol)
+    text = orjson.dumps(obj).decode()
+    return MarketRow(EXCHANGE, symbol, DataType.TICKER, int(obj["ts"]), text)
 
 
 _CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "volume_ccy", "volume_ccy_quote")
+_CANDLE_KINDS = dict.fromkeys(("open", "high", "low", "close"), Kind.POSITIVE)  # volumes may be 0
 
 
 def candles(
-    interval: str, arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow]
+    interval: str,
+    arg: dict[str, Any],
+    data: list[Any],
+    store_raw_data: bool,
+    rows: list[DataRow],
+    rejected: Rejected,
 ) -> None:
     """`candle<interval>`: rows [ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm].
 
@@ -174,19 +228,29 @@ def candles(
     where = f"candle{interval}"
     symbol = _symbol(arg, where)
     for values in data:
-        if type(values) is not list or len(values) < 9:
-            raise FrameError(f"{where}: expected a list of 9 values per candle")
-        start = check_value(f"{where}: ts", Kind.MS, values[0])
-        for name, value in zip(_CANDLE_FIELDS, values[1:8], strict=True):
-            check_value(f"{where}: {name}", Kind.NUMBER, value)
-        confirm = values[8]
-        if confirm == "0":
+        try:
+            row = _candle(where, interval, symbol, values)
+        except FrameError as exc:
+            refuse(arg, values, exc.reason, rejected)
             continue
-        if confirm != "1":
-            raise FrameError(f"{where}: confirm must be '0' or '1', got {confirm!r:.40}")
-        candle: dict[str, Any] = {"interval": interval, "start_ms": int(start)}
-        candle.update(zip(_CANDLE_FIELDS, values[1:8], strict=True))
-        rows.append(MarketRow(EXCHANGE, symbol, DataType.CANDLE, int(start), orjson.dumps(candle).decode()))
+        if row is not None:
+            rows.append(row)
+
+
+def _candle(where: str, interval: str, symbol: str, values: object) -> MarketRow | None:
+    if type(values) is not list or len(values) < 9:
+        raise FrameError(f"{where}: expected a list of 9 values per candle")
+    start = check_value(f"{where}: ts", Kind.MS, values[0])
+    for name, value in zip(_CANDLE_FIELDS, values[1:8], strict=True):
+        check_value(f"{where}: {name}", _CANDLE_KINDS.get(name, Kind.NUMBER), value)
+    confirm = values[8]
+    if confirm == "0":
+        return None
+    if confirm != "1":
+        raise FrameError(f"{where}: confirm must be '0' or '1', got {confirm!r:.40}")
+    candle: dict[str, Any] = {"interval": interval, "start_ms": int(start)}
+    candle.update(zip(_CANDLE_FIELDS, values[1:8], strict=True))
+    return MarketRow(EXCHANGE, symbol, DataType.CANDLE, int(start), orjson.dumps(candle).decode())
 
 
 def build_handlers() -> dict[str, Handler]:
