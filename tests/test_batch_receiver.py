@@ -21,8 +21,8 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConcurrencyError, ConnectionClosedError, ConnectionClosedOK
 from websockets.extensions.permessage_deflate import PerMessageDeflate
-from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, Close, CloseCode, Frame, Opcode
-from websockets.protocol import OPEN
+from websockets.frames import Close, CloseCode, Frame, Opcode
+from websockets.protocol import State
 
 from ingest.collector import batch_receiver
 from ingest.collector.batch_receiver import (
@@ -33,6 +33,17 @@ from ingest.collector.batch_receiver import (
     connect,
 )
 from tests.tls_support import tls_contexts
+
+# Opcode members by name: websockets.frames has no such aliases in 14.0, the lowest allowed.
+BINARY, CLOSE, CONT, PING, PONG, TEXT = (
+    Opcode.BINARY,
+    Opcode.CLOSE,
+    Opcode.CONT,
+    Opcode.PING,
+    Opcode.PONG,
+    Opcode.TEXT,
+)
+OPEN = State.OPEN
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 # asyncio's selector transports read at most this much per data_received() call.
