@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from ingest.collector import ExchangeFactory
+from ingest.collector.params import parse_params
 from ingest.config import (
     ConfigFileError,
     load_database_file,
@@ -17,7 +19,7 @@ from ingest.config import (
     read_exchange_credentials,
 )
 from ingest.errors import ConfigError
-from ingest.model import DataType
+from ingest.model import DataType, ExchangeCollectorConfig
 from ingest.redact import redact_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -267,3 +269,80 @@ def test_partial_credentials_refused_without_showing_them() -> None:
             "OKX", environ={"OKX_API_KEY": "key-0123456789", "OKX_API_SECRET": "sec-xyz-123"}
         )
     assert "key-0123456789" not in str(info.value)
+
+
+# -- one validation: the config file and a collector's custom_params agree -----------------
+URLS_BOTH_WAYS = [
+    ("ws://127.0.0.1:8765/ws/v5/public", True),
+    ("ws://localhost:1/x", True),
+    ("ws://localhost.localdomain:8765/ws/v5/public", True),  # refused by custom_params before
+    ("ws://LOCALHOST:1/x", True),
+    ("ws://[::1]:9/ws", True),
+    ("wss://ws.okx.com:8443/ws/v5/public", True),
+    ("ws://ws.okx.com:8443/ws/v5/public", False),
+    ("ws://10.0.0.1/ws", False),
+    ("https://ws.okx.com/x", False),
+    ("wss://ws.okx.com:port/x", False),  # custom_params accepted a port that is no number
+]
+
+
+def _file_accepts(tmp_path: Path, url: str) -> bool:
+    try:
+        load_exchange_file(write(tmp_path, "okx.json", exchange_doc(public_ws_url=url)))
+    except ConfigFileError:
+        return False
+    return True
+
+
+def _custom_params_refusal(url: str) -> str | None:
+    """None if a collector's custom_params accept `url`, else the error message."""
+    config = ExchangeCollectorConfig(
+        "okx", "BTC-USDT", [DataType.TRADE], custom_params={"urls": {"public": url}}
+    )
+    try:
+        ExchangeFactory.validate_config(config)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize(("url", "allowed"), URLS_BOTH_WAYS)
+def test_file_and_custom_params_judge_a_url_alike(tmp_path: Path, url: str, allowed: bool) -> None:
+    refusal = _custom_params_refusal(url)
+    assert (_file_accepts(tmp_path, url), refusal is None) == (allowed, allowed)
+    if refusal is not None:
+        assert "custom_params.urls.public: expected " in refusal  # names the key and the fix
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("ping_interval", 0),
+        ("receive_linger", 0.2),
+        ("receive_linger", True),
+        ("max_reconnect_attempts", -1),
+        ("reconnect_delay", "5"),
+    ],
+)
+def test_file_and_custom_params_refuse_the_same_values(tmp_path: Path, key: str, value: Any) -> None:
+    with pytest.raises(ConfigFileError) as in_file:
+        load_exchange_file(write(tmp_path, "okx.json", exchange_doc(**{key: value})))
+    with pytest.raises(ConfigError) as in_params:
+        parse_params("okx", "BTC-USDT", {key: value})
+    expected = in_file.value.problems[0].expected
+    assert f"collector okx/BTC-USDT: custom_params.{key}: expected {expected}, found {value!r}" == str(
+        in_params.value
+    )
+
+
+def test_custom_params_delay_order_names_both_keys() -> None:
+    with pytest.raises(
+        ConfigError, match=r"custom_params: expected max_reconnect_delay \(1\.0\) must be >= "
+    ):
+        parse_params("okx", "BTC-USDT", {"reconnect_delay": 2.0, "max_reconnect_delay": 1.0})
+    params = parse_params("okx", "BTC-USDT", {"urls": {"public": "ws://localhost.localdomain:1/x"}})
+    assert (params.name, params.urls, params.receive_linger) == (
+        "okx-BTC-USDT",
+        {"public": "ws://localhost.localdomain:1/x"},
+        0.02,
+    )

@@ -7,9 +7,19 @@ import random
 from dataclasses import dataclass
 
 import pytest
-from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, Close, CloseCode, Frame, Opcode
+from websockets.frames import Close, CloseCode, Frame, Opcode
 
 from ingest.collector.frame_scan import HAND_OVER, NEED_MORE, OTHER_FRAME, scan
+
+# Opcode members by name: websockets.frames has no such aliases in 14.0, the lowest allowed.
+BINARY, CLOSE, CONT, PING, PONG, TEXT = (
+    Opcode.BINARY,
+    Opcode.CLOSE,
+    Opcode.CONT,
+    Opcode.PING,
+    Opcode.PONG,
+    Opcode.TEXT,
+)
 
 # Payload sizes on both sides of the 7-bit / 16-bit / 64-bit length encodings.
 SMALL_SIZES = (0, 1, 2, 124, 125, 126, 127, 128, 300)

@@ -69,13 +69,3 @@ def scan(
             return OTHER_FRAME, position, end
     return NEED_MORE, position, 0
 
-
-def payload_head(data: bytes, position: int, limit: int) -> bytes:
-    """The first `limit` bytes of the payload of the frame at data[position:] that were
-    received (for a dead letter of a frame refused from its header, e.g. one over max_size).
-    """
-    if len(data) - position < 2:
-        return b""
-    length = data[position + 1] & 0x7F
-    start = position + 2 + {126: 2, 127: 8}.get(length, 0) + (4 if data[position + 1] & 0x80 else 0)
-    return data[start : start + limit]

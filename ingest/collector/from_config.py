@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.config.exchange import ExchangeFile, TradingPair
+from ingest.config.exchange import ExchangeFile, TradingPair, collector_params_from
 from ingest.model import ExchangeCollectorConfig
 
 
@@ -14,22 +14,11 @@ def collector_configs(exchange: ExchangeFile, sink: Any = None) -> list[Exchange
 
 
 def _pair_config(exchange: ExchangeFile, pair: TradingPair, sink: Any) -> ExchangeCollectorConfig:
-    conn = exchange.connection
     dc = exchange.data_collection
     params: dict[str, Any] = {
         "name": f"{exchange.exchange}-{pair.symbol}",
-        "urls": {"public": conn.public_ws_url, "business": conn.business_ws_url},
         "channels": dict(pair.channels),
-        "ping_interval": conn.ping_interval,
-        "pong_timeout": conn.pong_timeout,
-        "max_reconnect_attempts": conn.max_reconnect_attempts,
-        "reconnect_delay": conn.reconnect_delay,
-        "max_reconnect_delay": conn.max_reconnect_delay,
-        "receive_linger": conn.receive_linger,
-        "max_message_bytes": conn.max_message_bytes,
-        "max_silence": dc.max_silence,
-        "buffer_size": dc.buffer_size,
-        "dead_letters_per_hour": dc.dead_letters_per_hour,
+        **collector_params_from(exchange.connection, dc),
     }
     if sink is not None:
         params["sink"] = sink

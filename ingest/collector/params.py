@@ -1,9 +1,12 @@
-"""Connection settings a collector reads from ExchangeCollectorConfig.custom_params.
+"""A collector's settings from ExchangeCollectorConfig.custom_params, validated once.
 
-The spec's ExchangeCollectorConfig has one open slot, `custom_params`. These keys are
-understood (every one optional; defaults match config/okx.json's `connection` section):
+The spec's ExchangeCollectorConfig has one open slot, `custom_params`. Its keys, their
+defaults and every rule are those of ingest.config.exchange.CollectorParams (the same
+field types as the config file's `connection` and `data_collection` sections, so a value
+the file accepts is accepted here and the reverse):
 
-    urls                   {"public": ws-url, "business": ws-url}: passed to the adapter
+    urls                   {"public": ws-url, "business": ws-url}: passed to the adapter;
+                           wss://, or ws:// only to a loopback host (the simulator)
     channels               the trading pair's `channels` mapping, passed to the adapter
     ping_interval          seconds of silence before sending the adapter's text ping (25.0)
     pong_timeout           seconds to wait for the pong before reconnecting (10.0)
@@ -22,54 +25,22 @@ understood (every one optional; defaults match config/okx.json's `connection` se
     name                   collector name (default "<exchange>-<symbol>", lower-case exchange)
     sink                   the RowSink rows are put to (normally the CopyWriter); without one,
                            rows only reach callbacks (see ExchangeFactory.create_collector)
-
-A ws:// URL is accepted only for loopback hosts (the simulator); everything else needs wss://.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
+from ingest.config.errors import Problem, problem_of
+from ingest.config.exchange import CollectorParams
 from ingest.errors import ConfigError
 
-_FLOAT_KEYS = (
-    "ping_interval",
-    "pong_timeout",
-    "reconnect_delay",
-    "max_reconnect_delay",
-    "max_silence",
-    "callback_timeout",
-)
-_INT_KEYS = ("max_reconnect_attempts", "buffer_size", "max_message_bytes", "dead_letters_per_hour")
-_ZERO_OK = frozenset({"max_reconnect_attempts", "dead_letters_per_hour"})
-MAX_LINGER = 0.1
-KNOWN_KEYS = frozenset(
-    {*_FLOAT_KEYS, *_INT_KEYS, "receive_linger", "urls", "channels", "name", "sink"},
-)
+__all__ = ["KNOWN_KEYS", "CollectorParams", "default_name", "parse_params"]
 
-
-@dataclass(frozen=True, slots=True)
-class CollectorParams:
-    """Validated connection and health settings of one collector."""
-
-    name: str
-    urls: Mapping[str, str] = field(default_factory=dict)
-    channels: Mapping[str, str] = field(default_factory=dict)
-    ping_interval: float = 25.0
-    pong_timeout: float = 10.0
-    max_reconnect_attempts: int = 5
-    reconnect_delay: float = 5.0
-    max_reconnect_delay: float = 60.0
-    max_silence: float = 60.0
-    buffer_size: int = 1000
-    callback_timeout: float = 5.0
-    receive_linger: float = 0.02
-    max_message_bytes: int = 2**20
-    dead_letters_per_hour: int = 1000
+KNOWN_KEYS = frozenset({*CollectorParams.model_fields, "sink"})
 
 
 def default_name(exchange: str, symbol: str) -> str:
@@ -78,87 +49,22 @@ def default_name(exchange: str, symbol: str) -> str:
 
 
 def parse_params(exchange: str, symbol: str, custom: Mapping[str, Any] | None) -> CollectorParams:
-    """Validate custom_params; raise ConfigError naming the key, what was expected and found."""
-    custom = dict(custom or {})
-    unknown = sorted(set(custom) - KNOWN_KEYS)
+    """Validate custom_params; raise ConfigError naming each wrong key, what it expects and found."""
+    values = {key: value for key, value in (custom or {}).items() if key != "sink"}
+    unknown = sorted(set(values) - KNOWN_KEYS, key=str)
     if unknown:
         raise ConfigError(
             f"collector {exchange}/{symbol}: unknown custom_params key(s) {unknown}; "
             f"known keys are {sorted(KNOWN_KEYS)}"
         )
-    values: dict[str, Any] = {}
-    for key in _FLOAT_KEYS:
-        if key in custom:
-            values[key] = _positive(exchange, symbol, key, custom[key], float)
-    for key in _INT_KEYS:
-        if key in custom:
-            values[key] = _positive(exchange, symbol, key, custom[key], int, zero_ok=key in _ZERO_OK)
-    if "receive_linger" in custom:
-        linger = custom["receive_linger"]
-        if not isinstance(linger, int | float) or isinstance(linger, bool) or not 0 <= linger <= MAX_LINGER:
-            raise ConfigError(
-                f"collector {exchange}/{symbol}: custom_params.receive_linger must be a number of "
-                f"seconds from 0 to {MAX_LINGER}, found {linger!r}"
-            )
-        values["receive_linger"] = float(linger)
-    urls = _str_map(exchange, symbol, "urls", custom.get("urls", {}))
-    for url in urls.values():
-        check_url(url)
-    channels = _str_map(exchange, symbol, "channels", custom.get("channels", {}))
-    name = custom.get("name", default_name(exchange, symbol))
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"collector {exchange}/{symbol}: custom_params.name must be a non-empty string")
-    params = CollectorParams(name=name, urls=urls, channels=channels, **values)
-    if params.max_reconnect_delay < params.reconnect_delay:
-        raise ConfigError(
-            f"collector {name}: max_reconnect_delay ({params.max_reconnect_delay}) must be "
-            f">= reconnect_delay ({params.reconnect_delay})"
-        )
-    return params
-
-
-def check_url(url: str) -> None:
-    """Accept wss:// anywhere and ws:// only on loopback; ConfigError otherwise."""
-    parts = urlsplit(url)
-    if parts.scheme == "wss" and parts.hostname:
-        return
-    if parts.scheme == "ws" and parts.hostname and _is_loopback(parts.hostname):
-        return
-    raise ConfigError(
-        f"websocket URL {url!r} is not allowed: use wss:// (plain ws:// is accepted only for "
-        "loopback hosts such as the local simulator)"
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+    values.setdefault("name", default_name(exchange, symbol))
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return CollectorParams.model_validate(values)
+    except ValidationError as exc:
+        problems = [problem_of(CollectorParams, error) for error in exc.errors()]
+        raise ConfigError("\n".join(_line(exchange, symbol, p) for p in problems)) from None
 
 
-def _positive(
-    exchange: str, symbol: str, key: str, value: Any, kind: type[Any], zero_ok: bool = False
-) -> Any:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if kind is int:
-        ok = ok and float(value).is_integer()
-    if not ok or value < 0 or (value == 0 and not zero_ok):
-        raise ConfigError(
-            f"collector {exchange}/{symbol}: custom_params.{key} must be a positive "
-            f"{kind.__name__}, found {value!r}"
-        )
-    return kind(value)
-
-
-def _str_map(exchange: str, symbol: str, key: str, value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigError(
-            f"collector {exchange}/{symbol}: custom_params.{key} must map strings to strings, "
-            f"found {type(value).__name__}"
-        )
-    return dict(value)
+def _line(exchange: str, symbol: str, problem: Problem) -> str:
+    where = "custom_params" if problem.key == "(top level)" else f"custom_params.{problem.key}"
+    return f"collector {exchange}/{symbol}: {where}{problem.line()[len(problem.key) :]}"

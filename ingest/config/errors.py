@@ -86,7 +86,8 @@ def _show(value: Any) -> str:
     return text if len(text) <= _MAX_FOUND else text[: _MAX_FOUND - 3] + "..."
 
 
-def _problem(root: type[BaseModel], error: ErrorDetails) -> Problem:
+def problem_of(root: type[BaseModel], error: ErrorDetails) -> Problem:
+    """One pydantic error as a Problem: the key, what it expects, what was found."""
     loc = [p for p in error["loc"] if isinstance(p, int | str)]
     key = key_path(loc)
     kind = error["type"]
@@ -111,4 +112,4 @@ def _problem(root: type[BaseModel], error: ErrorDetails) -> Problem:
 
 def from_validation_error(file: str, root: type[BaseModel], exc: ValidationError) -> ConfigFileError:
     """One ConfigFileError listing every problem pydantic found."""
-    return ConfigFileError(file, [_problem(root, e) for e in exc.errors()])
+    return ConfigFileError(file, [problem_of(root, e) for e in exc.errors()])

@@ -1,8 +1,14 @@
-"""The exchange config file (config/okx.json): endpoints, timings, trading pairs."""
+"""The exchange config file (config/okx.json): endpoints, timings, trading pairs; and the
+same settings as one collector's `custom_params` (CollectorParams).
+
+Every rule for a setting is written once, here, as a field type: the config file
+(ConnectionSettings, DataCollectionSettings) and the collectors' custom_params
+(CollectorParams, validated by ingest.collector.params) use the same types.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -13,6 +19,18 @@ from ingest.model import DataType
 WsUrl = Annotated[str, AfterValidator(check_ws_url)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+ReconnectAttempts = Annotated[int, Field(ge=0)]
+Linger = Annotated[float, Field(ge=0, le=0.1)]
+MessageBytes = Annotated[int, Field(ge=1024, le=2**30)]
+DeadLettersPerHour = Annotated[int, Field(ge=0)]
+
+
+def _check_delays(reconnect_delay: float, max_reconnect_delay: float) -> None:
+    if max_reconnect_delay < reconnect_delay:
+        raise ValueError(
+            f"max_reconnect_delay ({max_reconnect_delay}) must be >= reconnect_delay ({reconnect_delay})"
+        )
 
 
 class ConnectionSettings(StrictModel):
@@ -22,18 +40,17 @@ class ConnectionSettings(StrictModel):
     business_ws_url: WsUrl = "wss://ws.okx.com:8443/ws/v5/business"
     ping_interval: PositiveFloat = 25.0
     pong_timeout: PositiveFloat = 10.0
-    max_reconnect_attempts: Annotated[int, Field(ge=0)] = 5
+    max_reconnect_attempts: ReconnectAttempts = 5
     reconnect_delay: PositiveFloat = 5.0
     max_reconnect_delay: PositiveFloat = 60.0
-    receive_linger: Annotated[float, Field(ge=0, le=0.1)] = 0.02
+    receive_linger: Linger = 0.02
     # websockets' max_size: a bigger message closes the connection with 1009 (counted, its
     # first bytes dead-lettered). 1 MiB is 1,000x the largest frame of the channels parsed.
-    max_message_bytes: Annotated[int, Field(ge=1024, le=2**30)] = 2**20
+    max_message_bytes: MessageBytes = 2**20
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> ConnectionSettings:
-        if self.max_reconnect_delay < self.reconnect_delay:
-            raise ValueError("max_reconnect_delay must be >= reconnect_delay")
+        _check_delays(self.reconnect_delay, self.max_reconnect_delay)
         return self
 
 
@@ -43,9 +60,9 @@ class DataCollectionSettings(StrictModel):
     store_raw_data: bool = True
     health_check_interval: PositiveFloat = 30.0
     auto_restart: bool = True
-    buffer_size: Annotated[int, Field(gt=0)] = 1000
+    buffer_size: PositiveInt = 1000
     max_silence: PositiveFloat = 60.0
-    dead_letters_per_hour: Annotated[int, Field(ge=0)] = 1000
+    dead_letters_per_hour: DeadLettersPerHour = 1000
 
 
 class InstrumentSettings(StrictModel):
@@ -112,3 +129,48 @@ class ExchangeFile(StrictModel):
     def enabled_pairs(self) -> list[TradingPair]:
         """The trading pairs with enabled=true, in file order."""
         return [pair for pair in self.trading_pairs if pair.enabled]
+
+
+class CollectorParams(StrictModel):
+    """One collector's connection and health settings (ExchangeCollectorConfig.custom_params).
+
+    Defaults match the config file's. `sink` is not a setting: ingest.collector.params
+    takes it out before validating.
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    urls: dict[str, WsUrl] = Field(default_factory=dict)
+    channels: dict[str, str] = Field(default_factory=dict)
+    ping_interval: PositiveFloat = 25.0
+    pong_timeout: PositiveFloat = 10.0
+    max_reconnect_attempts: ReconnectAttempts = 5
+    reconnect_delay: PositiveFloat = 5.0
+    max_reconnect_delay: PositiveFloat = 60.0
+    max_silence: PositiveFloat = 60.0
+    buffer_size: PositiveInt = 1000
+    callback_timeout: PositiveFloat = 5.0
+    receive_linger: Linger = 0.02
+    max_message_bytes: MessageBytes = 2**20
+    dead_letters_per_hour: DeadLettersPerHour = 1000
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> CollectorParams:
+        _check_delays(self.reconnect_delay, self.max_reconnect_delay)
+        return self
+
+
+def collector_params_from(connection: ConnectionSettings, data: DataCollectionSettings) -> dict[str, Any]:
+    """The custom_params keys a config file's sections give every collector of the file."""
+    return {
+        "urls": {"public": connection.public_ws_url, "business": connection.business_ws_url},
+        "ping_interval": connection.ping_interval,
+        "pong_timeout": connection.pong_timeout,
+        "max_reconnect_attempts": connection.max_reconnect_attempts,
+        "reconnect_delay": connection.reconnect_delay,
+        "max_reconnect_delay": connection.max_reconnect_delay,
+        "receive_linger": connection.receive_linger,
+        "max_message_bytes": connection.max_message_bytes,
+        "max_silence": data.max_silence,
+        "buffer_size": data.buffer_size,
+        "dead_letters_per_hour": data.dead_letters_per_hour,
+    }
