@@ -10,12 +10,14 @@ rich (~2 MB) in its memory for its whole life just to print an error on the way 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from psycopg import conninfo as libpq_conninfo
 from pydantic import ValidationError
 
 from ingest.config import DatabaseFile, DatabaseSettings, load_database_file
@@ -32,13 +34,27 @@ DatabaseConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="Database config file (default: config/database.json).", dir_okay=False),
 ]
+ARGV_PASSWORD_WARNING = (
+    f"warning: --database-url carries a password, which any user of this machine can read in the "
+    f"process list (ps); set {DATABASE_URL_ENV} or database.url in the config file instead"
+)
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return bool(libpq_conninfo.conninfo_to_dict(url).get("password"))
+    except Exception:  # not a connection string: the config check reports it
+        return False
+
+
 DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--database-url",
         envvar=DATABASE_URL_ENV,
         show_default=False,
-        help="Connection URL; overrides database.url in the config file.",
+        help=f"Connection URL; overrides database.url in the config file. Prefer {DATABASE_URL_ENV} "
+        "for a URL with a password (argv is visible to every user in ps).",
     ),
 ]
 
@@ -62,12 +78,21 @@ def reporting_errors() -> Iterator[None]:
         fail(error)
 
 
+def warn_if_password_in_argv(database_url: str | None) -> None:
+    """A password typed on the command line sits in argv, readable in `ps`, for the life of
+    the process: say so (a URL that came from the environment variable is not warned about)."""
+    from_env = os.environ.get(DATABASE_URL_ENV)
+    if database_url and database_url != from_env and _has_password(database_url):
+        typer.echo(ARGV_PASSWORD_WARNING, err=True)
+
+
 def database_conninfo(config: Path | None, database_url: str | None) -> str:
     """The connection string to use: `--database-url`/TCPD_DATABASE_URL wins over the file.
 
     Without `--config`, config/database.json is read when it exists; when it does not,
     the URL alone is enough.
     """
+    warn_if_password_in_argv(database_url)
     if config is None and database_url and not DEFAULT_DATABASE_CONFIG.exists():
         try:
             return DatabaseSettings.model_validate({"url": database_url}).conninfo()

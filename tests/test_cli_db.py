@@ -153,3 +153,24 @@ def test_wrong_password_exits_non_zero_without_printing_it(db_dsn: str) -> None:
     assert f"dbname={dbname}" in result.output
     assert wrong not in result.output
     assert "Traceback" not in result.output
+
+
+def test_password_on_the_command_line_is_warned_about_and_never_printed() -> None:
+    url = f"postgresql://tcpd:{PASSWORD}@127.0.0.1:{closed_port()}/tcpd_live"
+    result = run("db", "status", "--database-url", url)
+    assert result.exit_code == 1
+    assert "--database-url carries a password" in result.stderr
+    assert "TCPD_DATABASE_URL" in result.stderr
+    assert PASSWORD not in result.output
+
+
+def test_no_warning_for_the_environment_or_a_url_without_password() -> None:
+    port = closed_port()
+    from_env = CliRunner().invoke(
+        app, ["db", "status"], env={"TCPD_DATABASE_URL": f"postgresql://tcpd:{PASSWORD}@127.0.0.1:{port}/x"}
+    )
+    no_password = run("db", "status", "--database-url", f"postgresql://tcpd@127.0.0.1:{port}/x")
+    for result in (from_env, no_password):
+        assert result.exit_code == 1
+        assert f"port={port}" in result.stderr
+        assert "carries a password" not in result.stderr
