@@ -42,7 +42,10 @@ async def drain(spool: Spool) -> list[Row]:
 def mixed_rows(n: int) -> list[Row]:
     rows: list[Row] = []
     for i in range(n):
-        rows.append(trade(i))
+        # every other trade with the exchange's fill count and order, as OKX trades carry them
+        rows.append(
+            trade(i) if i % 2 else trade(i)._replace(fill_count=str(i % 7 + 2), trade_seq=str(10**12 + i))
+        )
         if i % 10 == 0:
             rows.append(
                 MarketRow("okx", "BTC-USDT", DataType.TICKER, T0_MS + i, f'{{"i": {i}, "s": "a\\tb"}}')
@@ -79,11 +82,22 @@ async def test_a_segment_is_plain_json_lines_with_a_header(tmp_path: Path) -> No
     await spool.close()
     lines = segment_files(tmp_path)[0].read_bytes().splitlines()
     head = orjson.loads(lines[0])
-    assert head["tcpd_spool"] == 1
+    assert head["tcpd_spool"] == spool_format.FORMAT_VERSION == 2
     created = datetime.fromtimestamp(head["created_ms"] / 1000, UTC)
     assert abs((datetime.now(UTC) - created).total_seconds()) < 60
     t = trade(1)
     assert orjson.loads(lines[1]) == ["t", *t]
+
+
+async def test_a_version_1_segment_is_replayed_with_the_new_trade_columns_defaulted(tmp_path: Path) -> None:
+    # written by the build before raw_trades had fill_count and trade_seq (sql/0104)
+    old = trade(5)
+    (tmp_path / "0000000000000001.jsonl").write_bytes(
+        orjson.dumps({"tcpd_spool": 1, "created_ms": T0_MS}) + b"\n" + orjson.dumps(["t", *old[:8]]) + b"\n"
+    )
+    spool = make_spool(tmp_path)
+    assert await drain(spool) == [old._replace(fill_count="1", trade_seq="0")]
+    await spool.close()
 
 
 async def test_segments_left_by_a_closed_spool_are_replayed_by_the_next(tmp_path: Path) -> None:

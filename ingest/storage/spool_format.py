@@ -1,13 +1,15 @@
 """The on-disk format of spool segments: JSON Lines, one row per line.
 
-    {"tcpd_spool":1,"created_ms":1764759000000}          header, the first line of a segment
-    ["t",exchange,symbol,trade_id,price,size,side,ts_ms,raw_json]     a TradeRow
+    {"tcpd_spool":2,"created_ms":1764759000000}          header, the first line of a segment
+    ["t",exchange,symbol,trade_id,price,size,side,ts_ms,raw_json,fill_count,trade_seq]  a TradeRow
     ["m",exchange,symbol,data_type,ts_ms,data_json]                   a MarketRow
     ["d",exchange,received_ms,reason,raw_text]                        a DeadLetter
 
 Why JSON Lines: every field of a row is already text or an integer, so a line is the row
 exactly (prices stay decimal strings), orjson writes and reads it at about a microsecond
-a row, and an operator can read a segment with `head`, `jq` or `grep`. A line is complete
+a row, and an operator can read a segment with `head`, `jq` or `grep`. Version 1 segments
+(trades without fill_count and trade_seq, written before sql/0104) are still read: their
+trades get the columns' defaults, "1" and "0". A line is complete
 only with its newline: a segment cut short by a crash ends in a line without one (or in
 zeros after a power loss), which `decode` reports as a torn record instead of guessing.
 """
@@ -23,11 +25,12 @@ import orjson
 from ingest.model import DataType
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Bytes of an unreadable record kept in its dead letter (the rest is in the log's count).
 KEPT_BYTES = 4096
 _EXCHANGE = re.compile(rb'^\["[tmd]","((?:[^"\\]|\\.)*)"')
 _DATA_TYPES = {d.value: d for d in DataType}
+_TRADE_FIELDS = (len(TradeRow._fields), len(TradeRow._fields) - 2)  # version 2, version 1
 
 
 def header(created_ms: int) -> bytes:
@@ -67,7 +70,7 @@ def _row(item: object) -> Row:
     if not isinstance(item, list) or not item:
         raise ValueError("not a row array")
     kind, rest = item[0], item[1:]
-    if kind == "t" and len(rest) == 8:
+    if kind == "t" and len(rest) in _TRADE_FIELDS:
         row: Row = TradeRow(*rest)
     elif kind == "m" and len(rest) == 5:
         row = MarketRow(rest[0], rest[1], _DATA_TYPES[rest[2]], rest[3], rest[4])
@@ -90,7 +93,7 @@ def decode(data: bytes) -> Decoded:
             try:
                 head = orjson.loads(line)
                 created = int(head["created_ms"])
-                if head.get("tcpd_spool") != FORMAT_VERSION:
+                if head.get("tcpd_spool") not in (1, FORMAT_VERSION):
                     raise ValueError(f"unknown spool format {head.get('tcpd_spool')!r}")
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 out.unreadable.append((offset, line[:KEPT_BYTES], f"bad segment header ({exc})"))
