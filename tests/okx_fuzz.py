@@ -214,11 +214,11 @@ def check_trade_in_range(trade: TradeRow) -> None:
     """What docs/collector.md promises of every stored trade, checked independently."""
     for text in (trade.price, trade.size):
         whole, _, fraction = text.partition(".")
-        assert whole.isdigit(), text
-        assert whole.isascii(), text
-        assert len(whole) <= 20, text
-        assert fraction == "" or (fraction.isdigit() and fraction.isascii() and len(fraction) <= 20), text
-        assert "." not in text or fraction, text
+        assert whole or fraction, text  # "5." and ".5" are plain decimals, "." is not
+        for digits in (whole, fraction):
+            assert digits == "" or digits.isdigit(), text
+            assert digits.isascii(), text
+            assert len(digits) <= 20, text
         assert Decimal(text) > 0, text
     assert trade.side in ("buy", "sell")
     assert 0 < len(trade.symbol) <= MAX_SYMBOL_CHARS

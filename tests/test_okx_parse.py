@@ -343,8 +343,9 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     ("px zero", _trade(px="0"), f"trades: field 'px' {NOT_DECIMAL} '0'"),
     ("px zero decimals", _trade(px="0.000"), f"trades: field 'px' {NOT_DECIMAL} '0.000'"),
     ("sz zero", _trade(sz="0"), f"trades: field 'sz' {NOT_DECIMAL} '0'"),
-    ("px trailing point", _trade(px="64040."), f"trades: field 'px' {NOT_DECIMAL} '64040.'"),
-    ("px leading point", _trade(px=".5"), f"trades: field 'px' {NOT_DECIMAL} '.5'"),
+    ("px only a point", _trade(px="."), f"trades: field 'px' {NOT_DECIMAL} '.'"),
+    ("px zero with a point", _trade(px="0."), f"trades: field 'px' {NOT_DECIMAL} '0.'"),
+    ("px two points", _trade(px="1.2.3"), f"trades: field 'px' {NOT_DECIMAL} '1.2.3'"),
     ("ts too long", _trade(ts="1" * 15), f"trades: field 'ts' {NOT_MS} '{'1' * 15}'"),
     ("ts in seconds", _trade(ts="1786538760"), f"trades: field 'ts' {NOT_MS} '1786538760'"),
     ("ts in microseconds", _trade(ts="1786538760218000"), f"trades: field 'ts' {NOT_MS} '1786538760218000'"),
@@ -473,7 +474,7 @@ def test_every_whole_frame_id_names_an_entry() -> None:
 
 
 def test_accepted_number_spellings(okx: OkxAdapter) -> None:
-    for px in ("1", "64040", "0.5", "0.00000001", "000.5", "9" * 20 + "." + "9" * 20):
+    for px in ("1", "64040", "0.5", "0.00000001", "000.5", "64040.", ".5", "9" * 20 + "." + "9" * 20):
         (trade,) = okx.parse(_trade(px=px), store_raw_data=False).trades
         assert trade.price == px
 

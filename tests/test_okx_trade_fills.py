@@ -11,7 +11,6 @@ import copy
 
 import pytest
 
-from ingest.errors import FrameError
 from ingest.exchanges.okx import OkxAdapter
 from tests.test_okx_parse import dumps, frame_obj, frame_text
 
@@ -41,5 +40,8 @@ def test_trade_without_count_is_one_fill_and_an_odd_trade_id_has_no_order() -> N
 def test_a_count_that_is_not_a_positive_integer_string_is_refused(count: object) -> None:
     frame = frame_obj("trades_spot.json")
     frame["data"][0]["count"] = count
-    with pytest.raises(FrameError, match="trades: field 'count' must be a positive integer string"):
-        OkxAdapter().parse(dumps(frame), store_raw_data=False)
+    # Refused alone, like any bad trade (docs/collector.md, "Bad input").
+    result = OkxAdapter().parse(dumps(frame), store_raw_data=False)
+    assert result.trades == []
+    ((_, reason),) = result.rejected
+    assert reason.startswith("trades: field 'count' must be a positive integer string")
