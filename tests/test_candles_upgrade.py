@@ -58,7 +58,9 @@ def test_upgrade_recomputes_every_candle_and_keeps_the_policies(tmp_path: Path, 
         conn.execute("SELECT tcpd_set_candle_refresh('1h', '10 days', '2 hours', '1 hour')")
         conn.execute("SELECT tcpd_set_candle_retention('1d', '5 years')")
         before = policies(conn)
-    assert migrate(tsl_dsn) == ["0105_candles_fills_and_contracts.sql", "0106_candles_rematerialize.sql"]
+    applied = migrate(tsl_dsn)
+    assert applied[:2] == ["0105_candles_fills_and_contracts.sql", "0106_candles_rematerialize.sql"]
+    assert all(name > "0106" for name in applied[2:])  # later migrations of other changes
     with open_autocommit(tsl_dsn) as conn:
         assert policies(conn) == before
         assert ("refresh", "1h", timedelta(days=10), timedelta(hours=2), timedelta(hours=1), None) in before
