@@ -15,39 +15,16 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.errors import FrameError
 from ingest.exchanges.okx import OkxAdapter
 from ingest.exchanges.okx.fields import MAX_MS, MIN_MS
 from ingest.rows import TradeRow
 from tests.okx_fuzz import account, check_trade_in_range, corpus, stream
+from tests.okx_reference import parse_one_by_one
 
 CORPUS = corpus()
 OKX = OkxAdapter()
 EXAMPLES = 100
 FRAMES_PER_EXAMPLE = 1000  # 100 x 1000 = 100,000 frames
-
-
-def _batch_shape(frames: list[bytes], store: bool) -> tuple[list[Any], list[Any], list[Any]]:
-    """What parse() says frame by frame, in parse_batch's shape (as in test_okx_parse.py)."""
-    rows: list[Any] = []
-    controls: list[Any] = []
-    rejected: list[Any] = []
-    for frame in frames:
-        try:
-            result = OKX.parse(frame, store)
-        except FrameError as exc:
-            rejected.append((frame, exc.reason))
-            continue
-        market = iter(result.market)
-        for trade in result.trades:
-            rows.append(trade)
-            if store:
-                rows.append(next(market))
-        rows += list(market)
-        rejected += result.rejected
-        if result.control is not None:
-            controls.append(result.control)
-    return rows, controls, rejected
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -57,7 +34,7 @@ def test_mutated_frames_are_each_stored_or_dead_lettered(
 ) -> None:
     frames = stream(random.Random(seed), CORPUS, FRAMES_PER_EXAMPLE, mutated_share)
     batch = OKX.parse_batch(frames, store)  # must not raise, whatever the bytes
-    rows, controls, rejected = _batch_shape(frames, store)
+    rows, controls, rejected = parse_one_by_one(OKX, frames, store)
     assert batch.rows == rows
     assert batch.controls == controls
     assert batch.rejected == rejected

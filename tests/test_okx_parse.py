@@ -15,6 +15,7 @@ from ingest.exchanges.base import ControlKind
 from ingest.exchanges.okx import OkxAdapter
 from ingest.model import DataType
 from ingest.rows import TradeRow
+from tests.okx_reference import parse_one_by_one
 
 OKX_DATA = Path(__file__).parent / "data" / "okx"  # see tests/data/README.md
 
@@ -534,32 +535,6 @@ CONTROL_FIXTURES = [
 ]
 
 
-def _reference(
-    okx: OkxAdapter, frames: list[str | bytes], store: bool
-) -> tuple[list[Any], list[Any], list[Any]]:
-    """What parse() says frame by frame, in parse_batch's shape."""
-    rows: list[Any] = []
-    controls: list[Any] = []
-    rejected: list[Any] = []
-    for frame in frames:
-        try:
-            result = okx.parse(frame, store)
-        except FrameError as exc:
-            rejected.append((frame, exc.reason))
-            continue
-        # parse_batch keeps each trade's market_data copy right after the trade.
-        market = iter(result.market)
-        for trade in result.trades:
-            rows.append(trade)
-            if store:
-                rows.append(next(market))
-        rows += list(market)
-        rejected += result.rejected
-        if result.control is not None:
-            controls.append(result.control)
-    return rows, controls, rejected
-
-
 def _ten_trades(first_id: int) -> str:
     frame = frame_obj("trades_spot.json")
     item = frame["data"][0]
@@ -578,7 +553,7 @@ def test_parse_batch_equals_parse_frame_by_frame(okx: OkxAdapter, store: bool) -
     frames = [frame for pair in zip(good * 6, bad, strict=False) for frame in pair]
     frames += good + bad
     batch = okx.parse_batch(frames, store)
-    rows, controls, rejected = _reference(okx, frames, store)
+    rows, controls, rejected = parse_one_by_one(okx, frames, store)
     assert batch.rows == rows
     assert batch.controls == controls
     assert batch.rejected == rejected
