@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest.collector import BaseDataCollector, ExchangeFactory
+from ingest.config import ExchangeFile
 from ingest.model import DataType, ExchangeCollectorConfig
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
 from ingest.simulator import OkxSimulator, SimulatorSettings
@@ -16,6 +17,17 @@ from ingest.simulator import OkxSimulator, SimulatorSettings
 def simulator(**settings: Any) -> OkxSimulator:
     """An OKX simulator with these SimulatorSettings; `async with` starts and stops it."""
     return OkxSimulator(SimulatorSettings(**settings))
+
+
+def btc_trades_config(sim: OkxSimulator) -> ExchangeFile:
+    """An OKX exchange file collecting BTC-USDT trades from the simulator `sim`."""
+    return ExchangeFile.model_validate(
+        {
+            "exchange": "okx",
+            "connection": {"public_ws_url": sim.url, "business_ws_url": sim.business_url},
+            "trading_pairs": [{"symbol": "BTC-USDT", "data_types": ["trade"]}],
+        }
+    )
 
 
 class MemorySink:

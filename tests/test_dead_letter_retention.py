@@ -7,10 +7,10 @@ import psycopg
 import pydantic
 import pytest
 
-from ingest.config import DatabaseFile, ExchangeFile
+from ingest.config import DatabaseFile
 from ingest.service import IngestService
 from ingest.storage.dead_letter_retention import DeadLetterRetention
-from tests.collector_support import simulator, wait_for
+from tests.collector_support import btc_trades_config, simulator, wait_for
 
 AGES_DAYS = (0, 1, 29, 31, 45, 400)
 
@@ -57,13 +57,7 @@ async def test_the_service_prunes_with_the_configured_retention_at_start(migrate
         database = DatabaseFile.model_validate(
             {"database": {"url": migrated_db_dsn}, "dead_letters": {"retention_days": 7}}
         )
-        exchange = ExchangeFile.model_validate(
-            {
-                "exchange": "okx",
-                "connection": {"public_ws_url": sim.url, "business_ws_url": sim.business_url},
-                "trading_pairs": [{"symbol": "BTC-USDT", "data_types": ["trade"]}],
-            }
-        )
+        exchange = btc_trades_config(sim)
         service = IngestService(database, [exchange])
         await service.start()
         try:

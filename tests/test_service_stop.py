@@ -21,12 +21,19 @@ from typing import Any
 import pytest
 
 from ingest import service as service_module
-from ingest.config import DatabaseFile, ExchangeFile, TableNames, WriterSettings
+from ingest.config import DatabaseFile, TableNames, WriterSettings
 from ingest.rows import Row, TradeRow
 from ingest.service import IngestService
 from ingest.simulator import OkxSimulator
 from ingest.storage import CollectorStatusRow, CopyWriter
-from tests.collector_support import MemorySink, collector_for, simulator, trade_keys, wait_for
+from tests.collector_support import (
+    MemorySink,
+    btc_trades_config,
+    collector_for,
+    simulator,
+    trade_keys,
+    wait_for,
+)
 from tests.service_support import Service, db_trades, sent_tuples, wait_rows, write_configs
 
 UNREACHABLE_DSN = "postgresql://nobody@127.0.0.1:1/unused"
@@ -79,13 +86,7 @@ async def test_stop_racing_a_status_write_still_finishes(monkeypatch: pytest.Mon
         database = DatabaseFile.model_validate(
             {"database": {"url": UNREACHABLE_DSN}, "writer": {"status_interval": 0.05}}
         )
-        exchange = ExchangeFile.model_validate(
-            {
-                "exchange": "okx",
-                "connection": {"public_ws_url": sim.url, "business_ws_url": sim.business_url},
-                "trading_pairs": [{"symbol": "BTC-USDT", "data_types": ["trade"]}],
-            }
-        )
+        exchange = btc_trades_config(sim)
         service = IngestService(database, [exchange])
         await service.start()
         try:
