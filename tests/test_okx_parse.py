@@ -475,7 +475,8 @@ def test_every_whole_frame_id_names_an_entry() -> None:
 
 
 def test_accepted_number_spellings(okx: OkxAdapter) -> None:
-    for px in ("1", "64040", "0.5", "0.00000001", "000.5", "64040.", ".5", "9" * 20 + "." + "9" * 20):
+    spellings = ("1", "64040", "10", "0.10", "100.0", "0.5", "0.00000001", "000.5", "64040.", ".5")
+    for px in (*spellings, "9" * 20 + "." + "9" * 20):
         (trade,) = okx.parse(_trade(px=px), store_raw_data=False).trades
         assert trade.price == px
 

@@ -24,7 +24,7 @@ SEG = 64 * 1024
 
 
 def make_spool(path: Path, max_bytes: int = 1 << 20, segment_bytes: int = SEG) -> Spool:
-    spool = Spool(path, max_bytes, segment_bytes, fsync_interval=0.05)
+    spool = Spool(path, max_bytes, segment_bytes, fsync_interval=0.05, spill_after=0)
     spool.open()
     return spool
 
@@ -134,7 +134,7 @@ async def test_kill_9_loses_nothing_that_was_spooled(tmp_path: Path) -> None:
         from pathlib import Path
         from ingest.storage.spool import Spool
         from tests.storage_support import trade
-        spool = Spool(Path({str(tmp_path)!r}), 1 << 20, {SEG}, fsync_interval=60.0)
+        spool = Spool(Path({str(tmp_path)!r}), 1 << 20, {SEG}, fsync_interval=60.0, spill_after=0)
         spool.open()
         for i in range(0, 2000, 10):
             spool.append([trade(j) for j in range(i, i + 10)])

@@ -1,4 +1,5 @@
-"""RowQueue with a spool: put() never waits, order holds, segments go only after commit."""
+"""RowQueue with a spool: put() waits at most spill_after for room, then spools without
+waiting; order holds, segments go only after commit."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from tests.storage_support import (
 SEG = 64 * 1024
 
 
-def spooled_queue(path: Path, capacity: int = 50, max_bytes: int = 1 << 22) -> RowQueue:
-    q = RowQueue(capacity, Spool(path, max_bytes, SEG, fsync_interval=0.05))
+def spooled_queue(
+    path: Path, capacity: int = 50, max_bytes: int = 1 << 22, spill_after: float = 0.0
+) -> RowQueue:
+    q = RowQueue(capacity, Spool(path, max_bytes, SEG, fsync_interval=0.05, spill_after=spill_after))
     q.open_spool()
     return q
 
@@ -40,6 +43,47 @@ async def take_all(q: RowQueue, max_rows: int = 40) -> list[Row]:
         out += batch
         q.release(batch)
     return out
+
+
+async def test_a_full_queue_that_drains_within_spill_after_keeps_its_rows_out_of_the_spool(
+    tmp_path: Path,
+) -> None:
+    # A database slower than a burst, but committing: the put waits for room, no spooling.
+    q = spooled_queue(tmp_path, capacity=10, spill_after=30.0)
+    first = [trade(i) for i in range(10)]
+    await q.put(first)
+    waiting = asyncio.create_task(q.put([trade(10), trade(11)]))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # memory is full: it waits instead of spooling
+    batch = await q.take(10, 0.01)
+    q.release(batch)  # committed: room
+    async with asyncio.timeout(5):
+        await waiting
+    assert q.spool is not None
+    assert q.spool.stats()["rows_spooled"] == 0
+    q.close()
+    assert batch + await take_all(q) == [*first, trade(10), trade(11)]
+    await q.close_spool()
+
+
+async def test_a_full_queue_that_does_not_drain_spools_after_spill_after_then_without_waiting(
+    tmp_path: Path,
+) -> None:
+    q = spooled_queue(tmp_path, capacity=10, spill_after=0.2)
+    await q.put([trade(i) for i in range(10)])
+    waiting = asyncio.create_task(q.put([trade(10)]))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    async with asyncio.timeout(5):
+        await waiting  # spill_after passed without room: spooled
+    assert q.spool is not None
+    assert q.spool.stats()["rows_spooled"] == 1
+    async with asyncio.timeout(0.1):  # the spool holds rows: later puts follow at once
+        await q.put([trade(11)])
+    assert q.spool.stats()["rows_spooled"] == 2
+    q.close()
+    assert await take_all(q) == [trade(i) for i in range(12)]
+    await q.close_spool()
 
 
 async def test_put_never_waits_when_memory_is_full_and_order_holds(tmp_path: Path) -> None:
@@ -128,7 +172,8 @@ async def test_without_a_spool_put_still_waits(tmp_path: Path) -> None:
 async def test_writer_keeps_accepting_through_an_outage_and_stores_everything_once(
     tmp_path: Path, migrated_db_dsn: str, native_engine: Any
 ) -> None:
-    """The database stops; put() never waits though the queue is tiny; all rows land once."""
+    """The database stops; put() waits once, spill_after, then never, though the queue is
+    tiny; all rows land once."""
     from ingest.config.spool import SpoolSettings
 
     writer = make_writer(migrated_db_dsn, queue_max_rows=500, batch_max_rows=200, retry_max_delay=0.3)
@@ -140,7 +185,7 @@ async def test_writer_keeps_accepting_through_an_outage_and_stores_everything_on
     )
     await writer.start()
     sent = []
-    slowest_put = 0.0
+    put_seconds = []
     try:
         for i in range(50):
             sent.append(trade(i))
@@ -153,7 +198,7 @@ async def test_writer_keeps_accepting_through_an_outage_and_stores_everything_on
             sent += chunk
             t0 = loop.time()
             await writer.put(chunk)
-            slowest_put = max(slowest_put, loop.time() - t0)
+            put_seconds.append(loop.time() - t0)
             await asyncio.sleep(0.001)
         await wait_until(lambda: writer.stats()["outage"], 30, "the writer to see the outage")
         stats = writer.stats()
@@ -164,7 +209,10 @@ async def test_writer_keeps_accepting_through_an_outage_and_stores_everything_on
         await wait_until(lambda: count(migrated_db_dsn, "raw_trades") == len(sent), 60, "all rows")
     finally:
         await writer.stop(60)
-    assert slowest_put < 0.5  # never waited for the database (a put is a file append)
+    # One put waited spill_after (1 s) for room, the rest are file appends.
+    waits = sorted(put_seconds, reverse=True)
+    assert 0.9 < waits[0] < 2.0
+    assert waits[1] < 0.5
     assert writer.unwritten == 0
     assert read_trades(migrated_db_dsn) == expected_trades(sent)
     assert list((tmp_path / "spool").glob("*.jsonl")) == []

@@ -21,6 +21,9 @@ class SpoolSettings(StrictModel):
     max_bytes: Annotated[int, Field(ge=MIB)] = GIB
     segment_bytes: Annotated[int, Field(ge=64 * 1024)] = 4 * MIB
     fsync_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # How long a put waits for room in a full memory queue before it spools: a database
+    # that commits keeps up within that, and its rows skip the spool's encoding.
+    spill_after: Annotated[float, Field(ge=0, le=60)] = 1.0
 
     @model_validator(mode="after")
     def _segment_fits(self) -> SpoolSettings:

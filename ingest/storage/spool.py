@@ -72,7 +72,7 @@ def spool_from(settings: SpoolSettings | None) -> Spool | None:
     if settings is None or not settings.enabled:
         return None
     s = settings
-    return Spool(Path(s.directory), s.max_bytes, s.segment_bytes, s.fsync_interval)
+    return Spool(Path(s.directory), s.max_bytes, s.segment_bytes, s.fsync_interval, spill_after=s.spill_after)
 
 
 def _now_ms() -> int:
@@ -89,10 +89,19 @@ def _fsync_and_close(fd: int) -> None:
 class Spool:
     """Bounded, ordered, crash-safe row storage on local disk; one process per directory."""
 
-    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int, fsync_interval: float) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int,
+        segment_bytes: int,
+        fsync_interval: float,
+        *,
+        spill_after: float,
+    ) -> None:
         if segment_bytes > max_bytes:
             raise ValueError("segment_bytes must not exceed max_bytes")
         self.directory = directory
+        self.spill_after = spill_after  # read by RowQueue.put: how long to wait for room first
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.fsync_interval = fsync_interval

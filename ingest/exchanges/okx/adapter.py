@@ -26,7 +26,9 @@ _NOT_FAST = (ValueError, KeyError, TypeError, AttributeError, FrameError)
 # than by the database, where it would make the writer bisect a whole batch.
 _NUL_TEXT = "\\u0000"
 _NUL_BYTES = b"\\u0000"
-_BACKSLASH = b"\\"
+# An int: `92 in frame` is one memchr (~20 ns); `b"\\" in frame` goes through the
+# substring search (~160 ns a frame). A str frame raises TypeError: the slow path.
+_BACKSLASH = ord("\\")
 
 
 def _carries_nul(frame: str | bytes) -> bool:

@@ -19,6 +19,7 @@ import orjson
 from ingest.errors import FrameError
 from ingest.exchanges.okx.channels import CANDLE_CHANNELS, EXCHANGE
 from ingest.exchanges.okx.fields import (
+    MAX_INT_DIGITS,
     MAX_MS,
     MAX_SYMBOL_CHARS,
     MAX_TRADE_ID_CHARS,
@@ -88,8 +89,29 @@ def trades(
                 and trade_id.__class__ is str
                 and 0 < len(symbol) <= MAX_SYMBOL_CHARS
                 and 0 < len(trade_id) <= MAX_TRADE_ID_CHARS
-                and is_positive(px)
-                and is_positive(sz)
+                # fields.is_positive's common case inlined (a call per value cost ~60 ns
+                # of ~300): a short ASCII plain decimal that is not zero. "." sorts before
+                # "0", so a first or last character above "0" is a digit 1-9 (the last one
+                # usually is: OKX writes no trailing zeros) and only "0.00"-like values pay
+                # for the strip; anything else, a long value included, gets the call.
+                and (
+                    (
+                        len(px) <= MAX_INT_DIGITS
+                        and px.isascii()
+                        and px.replace(".", "", 1).isdigit()
+                        and (px[-1] > "0" or px[0] > "0" or px.strip("0.") != "")
+                    )
+                    or is_positive(px)
+                )
+                and (
+                    (
+                        len(sz) <= MAX_INT_DIGITS
+                        and sz.isascii()
+                        and sz.replace(".", "", 1).isdigit()
+                        and (sz[-1] > "0" or sz[0] > "0" or sz.strip("0.") != "")
+                    )
+                    or is_positive(sz)
+                )
                 and side in SIDES
                 and len(ts) == MS_DIGITS
                 and ts.isdigit()
