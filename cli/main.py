@@ -24,6 +24,7 @@ import typer
 COMMANDS: dict[str, str] = {
     "run": "run",
     "status": "status",
+    "gaps": "gaps",
     "simulate": "simulate",
     "db": "app",
     "candles": "app",

@@ -26,6 +26,7 @@ from ingest.config import TableNames
 from ingest.db.connection import connect_sync
 from ingest.errors import DatabaseError
 from ingest.redact import redact_text
+from ingest.storage.gaps import count_open
 
 out = Console(highlight=False)
 
@@ -46,32 +47,36 @@ def status(
         tables = TableNames()
         if database_config is not None or DEFAULT_DATABASE_CONFIG.exists():
             tables = load_database(database_config, database_url).tables
-        rows = read_status(conninfo, tables.collector_status)
+        rows, open_gaps = read_status(conninfo, tables.collector_status)
     if as_json:
         typer.echo(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode())
         return
-    out.print(render(rows))
+    out.print(render(rows, open_gaps))
 
 
-def read_status(conninfo: str, table: str) -> list[dict[str, Any]]:
-    """Every collector_status row, ordered by collector name."""
+def read_status(conninfo: str, table: str) -> tuple[list[dict[str, Any]], int | None]:
+    """Every collector_status row, ordered by collector name, and how many gaps are open
+    (None when the schema predates ingest_gaps)."""
     query = sql.SQL(
         "SELECT collector, exchange, symbol, status, status_json, health_json, updated_at "
         "FROM {} ORDER BY collector"
     ).format(sql.Identifier(table))
-    with connect_sync(conninfo) as conn, conn.cursor(row_factory=dict_row) as cur:
+    with connect_sync(conninfo, autocommit=True) as conn:
         try:
-            cur.execute(query)
+            rows = conn.cursor(row_factory=dict_row).execute(query).fetchall()
         except psycopg.Error as exc:
             reason = redact_text(str(exc)).strip().splitlines()[0]
             raise DatabaseError(
                 f"cannot read table {table!r}: {reason} (is the schema migrated? `tcpd db migrate`)"
             ) from None
-        return [dict(row) for row in cur.fetchall()]
+        try:
+            return [dict(row) for row in rows], count_open(conn)
+        except psycopg.errors.UndefinedTable:
+            return [dict(row) for row in rows], None
 
 
-def render(rows: list[dict[str, Any]]) -> Table:
-    """The status rows as a rich table (times in UTC); health issues in the caption."""
+def render(rows: list[dict[str, Any]], open_gaps: int | None = 0) -> Table:
+    """The status rows as a rich table (times in UTC); health issues and open gaps in the caption."""
     table = Table(title="Collectors")
     for column in ("collector", "status", "ok", "rows", "errors", "reconn", "updated"):
         table.add_column(column, no_wrap=True)
@@ -92,9 +97,14 @@ def render(rows: list[dict[str, Any]]) -> Table:
         for row in rows
         for issue in (row["health_json"] or {}).get("issues", [])
     ]
-    if issues:
-        table.caption = escape("\n".join(issues))
-        table.caption_justify = "left"
+    notes = [escape(issue) for issue in issues]
     if not rows:
-        table.caption = "no collector has reported yet (is `tcpd run` running?)"
+        notes.append("no collector has reported yet (is `tcpd run` running?)")
+    if open_gaps:
+        notes.append(f"[red]{open_gaps} open gap(s) in the stored history: `tcpd gaps`[/]")
+    elif open_gaps is None:
+        notes.append("gaps unknown: the schema predates ingest_gaps (`tcpd db migrate`)")
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
     return table

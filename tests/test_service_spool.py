@@ -258,10 +258,10 @@ async def test_a_spool_too_small_loses_exactly_the_counted_and_logged_range(
     assert len(lost) > 5_000  # the spool really was too small
     ranges = await query(
         migrated_db_dsn,
-        "SELECT exchange, symbol, data_type, table_name, from_ts, to_ts, rows, reason "
-        "FROM ingest_losses ORDER BY from_ts",
+        "SELECT exchange, symbol, data_type, filled_at, from_ts, to_ts, rows_lost, reason "
+        "FROM ingest_gaps ORDER BY from_ts",
     )
-    assert {(r[0], r[1], r[2], r[3]) for r in ranges} == {("okx", SYMBOL, "trade", "raw_trades")}
+    assert {(r[0], r[1], r[2], r[3]) for r in ranges} == {("okx", SYMBOL, "trade", None)}
     assert sum(r[6] for r in ranges) == len(lost)
     assert all(r[7] == f"spool full ({1 << 20} bytes)" for r in ranges)
 

@@ -262,7 +262,7 @@ async def test_loss_ranges_survive_a_restart_until_recorded(tmp_path: Path) -> N
     await again.close()
 
 
-async def test_loss_ranges_are_upserted_into_ingest_losses_exactly_once(
+async def test_loss_ranges_are_upserted_into_ingest_gaps_exactly_once(
     tmp_path: Path, migrated_db_dsn: str
 ) -> None:
     from ingest.db.connection import connect
@@ -279,13 +279,14 @@ async def test_loss_ranges_are_upserted_into_ingest_losses_exactly_once(
         spool.losses.persist()
         assert not (tmp_path / "losses.json").exists() or spool.losses.unrecorded() == []
         cur = await conn.execute(
-            "SELECT exchange, symbol, data_type, table_name, from_ts, to_ts, rows, reason FROM ingest_losses"
+            "SELECT exchange, symbol, data_type, from_ts, to_ts, rows_lost, reason, filled_at"
+            " FROM ingest_gaps"
         )
         got = await cur.fetchall()
     finally:
         await conn.close()
     ms = [datetime.fromtimestamp((T0_MS + i) / 1000, UTC) for i in (1, 9)]
-    assert got == [("okx", "BTC-USDT", "trade", "raw_trades", ms[0], ms[1], 3, "spool full (test)")]
+    assert got == [("okx", "BTC-USDT", "trade", ms[0], ms[1], 3, "spool full (test)", None)]
     await spool.close()
 
 

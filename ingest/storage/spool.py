@@ -378,7 +378,7 @@ class Spool:
             async with pool.connection(timeout=RECORD_CONNECT_TIMEOUT) as conn:
                 done = await self.losses.record(conn)
             if done:
-                logger.info("recorded %d loss range(s) in ingest_losses", done)
+                logger.info("recorded %d loss range(s) in ingest_gaps", done)
         except Exception as exc:  # the database is down: try again later
             logger.debug("loss ranges not recorded yet: %s", redact_text(str(exc)))
 

@@ -1,13 +1,14 @@
 """Rows the spool could not keep: counted per (exchange, symbol, data type, table) with
 their exchange-time range, logged, kept in a file beside the segments, and recorded in the
-`ingest_losses` table once the database answers (sql/0108_ingest_losses.sql).
+`ingest_gaps` table once the database answers (ingest.storage.gaps; sql/0114, which
+took over 0108's `ingest_losses`).
 
 A loss *episode* runs from the first row the spool refuses to the next row it accepts
 again; every key that lost rows in it gets one range (loss_id, from_ts, to_ts, rows). The
 ranges of the running episode are written to the file and the table too, and updated as
-they grow (the table row is upserted by loss_id), so a crash in the middle of an episode
-still leaves the range recorded up to the last second. The gap-filling work reads the
-table and fetches those ranges again from the exchange.
+they grow (the table row is upserted by its gap_id, the range's loss_id), so a crash in
+the middle of an episode still leaves the range recorded up to the last second. The
+gap-filling work reads the table and fetches those ranges again from the exchange.
 """
 
 from __future__ import annotations
@@ -25,17 +26,9 @@ import orjson
 import psycopg
 
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
+from ingest.storage.gaps import Gap, record_gaps
 
 logger = logging.getLogger(__name__)
-
-UPSERT_LOSS = b"""
-INSERT INTO ingest_losses
-    (loss_id, exchange, symbol, data_type, table_name, from_ts, to_ts, "rows", reason)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (loss_id) DO UPDATE SET
-    from_ts = excluded.from_ts, to_ts = excluded.to_ts, "rows" = excluded."rows",
-    reason = excluded.reason, recorded_at = now()
-"""
 
 LossKey = tuple[str, str, str, str]  # exchange, symbol, data_type, table_name
 
@@ -78,6 +71,19 @@ class LossRange:
     reason: str
     open: bool = True  # the episode is still running: the range may grow
     recorded_rows: int = 0  # rows the table holds for it (0: not recorded yet)
+
+    def as_gap(self, rows: int) -> Gap:
+        """The range as a gap of `rows` rows lost (ingest_gaps.rows_lost)."""
+        return Gap(
+            gap_id=self.loss_id,
+            exchange=self.exchange,
+            symbol=self.symbol,
+            data_type=self.data_type,
+            from_ts=utc(self.from_ms),
+            to_ts=utc(self.to_ms),
+            reason=self.reason,
+            rows_lost=rows,
+        )
 
     def describe(self) -> str:
         what = f"{self.exchange} {self.symbol} {self.data_type}".replace("  ", " ")
@@ -122,7 +128,7 @@ class LossLedger:
         if not self._open:
             logger.error(
                 "spool cannot take more rows (%s): dropping rows from now on, counted per symbol "
-                "and recorded in ingest_losses",
+                "and recorded in ingest_gaps",
                 reason,
             )
         opened = self._open
@@ -173,26 +179,11 @@ class LossLedger:
         os.replace(tmp, self.path)
 
     async def record(self, conn: psycopg.AsyncConnection[Any]) -> int:
-        """Upsert every unrecorded range into ingest_losses; returns how many."""
+        """Upsert every unrecorded range into ingest_gaps; returns how many."""
         todo = [(r, r.rows) for r in self.unrecorded()]
         if not todo:
             return 0
-        params = [
-            (
-                r.loss_id,
-                r.exchange,
-                r.symbol,
-                r.data_type,
-                r.table_name,
-                utc(r.from_ms),
-                utc(r.to_ms),
-                rows,
-                r.reason,
-            )
-            for r, rows in todo
-        ]
-        async with conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(UPSERT_LOSS, params)
+        await record_gaps(conn, [r.as_gap(rows) for r, rows in todo])
         for r, rows in todo:
             r.recorded_rows = rows
         closed_done = [r for r, _ in todo if not r.open and r.recorded_rows == r.rows]
