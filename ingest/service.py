@@ -109,6 +109,7 @@ class IngestService:
             self._database.tables,
             self._database.writer,
             spool=self._database.spool,
+            pool=self._database.database,
         )
         collectors = [
             ExchangeFactory.create_collector(config, writer)

@@ -63,7 +63,7 @@ def write(tmp_path: Path, name: str, doc: Any) -> Path:
 
 def test_repo_config_files_load_with_their_values() -> None:
     db = load_database_file(REPO / "config/database.json", environ={})
-    assert db.database.conninfo() == "postgresql://tcpd@timescaledb:5432/tcpd"
+    assert db.database.conninfo() == "postgresql://tcpd@timescaledb:5432/tcpd?sslmode=disable"
     assert (db.database.pool_size, db.database.max_overflow) == (10, 20)
     assert db.tables.dead_letters == "dead_letters"
     okx = load_exchange_file(REPO / "config/okx.json")

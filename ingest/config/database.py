@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import psycopg.conninfo
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ingest.config.base import StrictModel
 from ingest.config.secrets import SecretDsn
@@ -17,15 +17,33 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 TableName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 
+# The writer's pool serves WRITER_WORKERS workers (each keeps one connection) plus the
+# status writes and the spool's loss records: it needs at least this many connections.
+WRITER_WORKERS = 2
+MIN_POOL_CONNECTIONS = WRITER_WORKERS + 1
+
 
 class DatabaseSettings(StrictModel):
-    """How to reach PostgreSQL/TimescaleDB and how big the connection pool may grow."""
+    """How to reach PostgreSQL/TimescaleDB and the writer's connection pool (psycopg_pool):
+    pool_size connections kept open (min_size), up to pool_size + max_overflow (max_size);
+    pool_timeout seconds a status write waits for a free one (timeout); a connection older
+    than pool_recycle seconds is replaced (max_lifetime)."""
 
     url: SecretDsn
     pool_size: PositiveInt = 10
     max_overflow: NonNegativeInt = 20
     pool_timeout: PositiveFloat = 30.0
     pool_recycle: PositiveFloat = 3600.0
+
+    @model_validator(mode="after")
+    def _room_for_the_writer(self) -> DatabaseSettings:
+        if self.max_connections < MIN_POOL_CONNECTIONS:
+            raise ValueError(
+                f"database.pool_size + database.max_overflow is {self.max_connections}; the writer "
+                f"needs at least {MIN_POOL_CONNECTIONS} connections ({WRITER_WORKERS} workers and one "
+                "for status writes): raise max_overflow"
+            )
+        return self
 
     @field_validator("url", mode="before")
     @classmethod
@@ -69,6 +87,9 @@ class WriterSettings(StrictModel):
     retry_initial_delay: PositiveFloat = 0.5
     retry_max_delay: PositiveFloat = 30.0
     status_interval: PositiveFloat = 5.0
+    # A batch not committed by then counts as an outage: its connection is dropped and the
+    # batch retried on a new one (a half-open connection would otherwise hang it for good).
+    batch_deadline: Annotated[float, Field(ge=1, le=3600)] = 30.0
 
 
 class DeadLetterSettings(StrictModel):

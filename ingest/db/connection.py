@@ -1,27 +1,53 @@
 """Every database connection of the service is opened here.
 
 All connections use prepare_threshold=None: no server-side prepared statements, so they
-work behind PgBouncer and on the single-session PGlite engine (the hot path is COPY, so
-nothing is lost). Failures become DatabaseError naming host, port, database and user,
-never the password; the original exception is not chained (`from None`) because
-libpq's text can quote the connection string.
+work behind PgBouncer (the hot path is COPY, so nothing is lost). Failures become
+DatabaseError naming host, port, database and user, never the password; the original
+exception is not chained (`from None`) because libpq's text can quote the connection string.
+
+Defaults added to every connection unless the connection string (or libpq's PG*
+environment variables) sets them, docs/configuration.md "Connections":
+
+- connect_timeout 10 s;
+- TCP keepalives (idle 10 s, interval 5 s, 3 probes) and tcp_user_timeout 30 s: a peer that
+  vanished without a FIN or RST (a NAT that forgot the connection, a failover) is noticed by
+  the kernel in about 25-30 s instead of the hours of TCP's own retransmission;
+- sslmode=verify-full with sslrootcert=system (the operating system's CA store) when the
+  server is not on this machine, like the WebSocket side's wss://; loopback and Unix-socket
+  connections keep libpq's default. An explicit sslmode below verify-full off loopback is
+  logged as a warning (without the password);
+- application_name "tcpd" (the writer's pool: "tcpd-writer"), so operators can tell the
+  service's sessions apart in pg_stat_activity.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import psycopg
 import psycopg.conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ingest.config.urls import is_loopback_host
 from ingest.errors import DatabaseError
 from ingest.redact import redact_dsn, redact_text
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10
+# libpq parameter -> (its PG* environment variable, the value added when neither sets it).
+DEFAULTS: dict[str, tuple[str, str]] = {
+    "connect_timeout": ("PGCONNECT_TIMEOUT", str(DEFAULT_CONNECT_TIMEOUT)),
+    "keepalives": ("", "1"),
+    "keepalives_idle": ("", "10"),
+    "keepalives_interval": ("", "5"),
+    "keepalives_count": ("", "3"),
+    "tcp_user_timeout": ("", "30000"),  # milliseconds
+    "application_name": ("PGAPPNAME", "tcpd"),
+}
+SECURE_SSLMODE = "verify-full"
 
 
 def describe(conninfo: str) -> str:
@@ -34,16 +60,52 @@ def describe(conninfo: str) -> str:
     return " ".join(shown) or "the default local server"
 
 
-def _connect_kwargs(conninfo: str, extra: dict[str, Any]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"prepare_threshold": None, **extra}
+def _connect_kwargs(conninfo: str, extra: dict[str, Any], app_name: str = "tcpd") -> dict[str, Any]:
     try:
-        has_timeout = "connect_timeout" in psycopg.conninfo.conninfo_to_dict(conninfo)
+        given = psycopg.conninfo.conninfo_to_dict(conninfo)
     except psycopg.Error as exc:
         raise _failure(conninfo, exc, "bad connection string") from None
-    if not has_timeout and "connect_timeout" not in kwargs:
-        kwargs["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+    kwargs: dict[str, Any] = dict(extra)
+    for key, (env, value) in DEFAULTS.items():
+        if key not in given and key not in kwargs and not (env and os.environ.get(env)):
+            kwargs[key] = app_name if key == "application_name" else value
+    kwargs.update(_tls_defaults(conninfo, {**given, **kwargs}))
     kwargs["prepare_threshold"] = None
     return kwargs
+
+
+def is_local(params: dict[str, Any]) -> bool:
+    """True when every host of the parameters is this machine: loopback or a Unix socket
+    (no host at all means libpq's default socket)."""
+    hosts = str(params.get("hostaddr") or params.get("host") or os.environ.get("PGHOST", "")).split(",")
+    return all(not h or h.startswith(("/", "@")) or is_loopback_host(h) for h in hosts)
+
+
+def _tls_defaults(conninfo: str, params: dict[str, Any]) -> dict[str, str]:
+    """sslmode=verify-full (system CAs) off loopback unless set; a warning for weaker choices."""
+    if is_local(params):
+        return {}
+    mode = params.get("sslmode") or os.environ.get("PGSSLMODE")
+    if not mode:
+        has_root = params.get("sslrootcert") or os.environ.get("PGSSLROOTCERT")
+        return {"sslmode": SECURE_SSLMODE, **({} if has_root else {"sslrootcert": "system"})}
+    where = describe(conninfo)
+    if mode != SECURE_SSLMODE and (where, mode) not in _warned:
+        _warned.add((where, mode))  # once per server and mode, not once per pooled connection
+        risk = "its host name is not checked" if mode == "verify-ca" else "it may be unencrypted"
+        if mode == "require":
+            risk = "the server's identity is not verified"
+        logger.warning(
+            "database connection to %s with sslmode=%s: %s; sslmode=verify-full is the default "
+            "off this machine (docs/configuration.md)",
+            where,
+            mode,
+            risk,
+        )
+    return {}
+
+
+_warned: set[tuple[str, str]] = set()
 
 
 def _failure(conninfo: str, exc: BaseException, what: str = "cannot connect") -> DatabaseError:
@@ -84,7 +146,7 @@ def make_pool(
     `timeout` is how long getconn() waits for a free connection, `max_lifetime` when a
     connection is recycled (the config's pool_timeout and pool_recycle).
     """
-    options = _connect_kwargs(conninfo, kwargs)
+    options = _connect_kwargs(conninfo, kwargs, name or "tcpd")
     return AsyncConnectionPool(
         conninfo,
         min_size=min_size,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
@@ -161,6 +162,26 @@ async def _transaction(conn: psycopg.AsyncConnection[Any], st: Statements, batch
     batch.xid = None
     skipped = c["trades"] - trades + c["market"] - market
     return Written(trades, market, c["dead_letters"], skipped)
+
+
+# The server session of a connection given up mid-batch: still there when the connection
+# went half-open (the server never saw it go), its open transaction holding the locks of
+# the rows it inserted, so a retry of the same rows would wait for it. Ended only if it is
+# still the one we gave up (same pid, our user and application_name, older than the try).
+TERMINATE_ABANDONED = b"""
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE pid = %s AND usename = current_user AND application_name = current_setting('application_name')
+    AND backend_start < %s
+"""
+
+
+async def end_abandoned(conn: psycopg.AsyncConnection[Any], pid: int, before: datetime) -> bool:
+    """Terminate the server session `pid` the writer gave up on (see TERMINATE_ABANDONED);
+    True if it was still there."""
+    async with conn.cursor() as cur:
+        await cur.execute(TERMINATE_ABANDONED, (pid, before))
+        got = await cur.fetchone()
+    return bool(got and got[0])
 
 
 async def committed(conn: psycopg.AsyncConnection[Any], xid: int) -> bool | None:

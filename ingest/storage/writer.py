@@ -28,13 +28,13 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.config.database import TableNames, WriterSettings
+from ingest.config.database import WRITER_WORKERS, DatabaseSettings, TableNames, WriterSettings
 from ingest.config.spool import SpoolSettings
 from ingest.db.connection import make_pool
 from ingest.errors import DatabaseError, TcpdError
 from ingest.redact import redact_text
 from ingest.rows import Row
-from ingest.storage.batch import Batch, Written, committed, write_batch
+from ingest.storage.batch import Batch, Written, committed, end_abandoned, write_batch
 from ingest.storage.queue import RowQueue
 from ingest.storage.rejects import is_rejection, rejected
 from ingest.storage.retry import Backoff, is_bad_data, is_conflict
@@ -50,6 +50,8 @@ DEDUPE_AFTER_DUPLICATE = 10
 CANCEL_GRACE = 2.0
 # Seconds a worker keeps its pool connection before giving it back for the pool's checks.
 LEASE_SECONDS = 60.0
+# Seconds a worker waits for a pool connection before the try counts as failed.
+WORKER_GETCONN_TIMEOUT = 2.0
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -59,11 +61,13 @@ class _Lease:
 
     Taking a connection from the pool and giving it back costs more CPU than a small
     batch's COPY, so a worker keeps its connection while batches succeed; after an error,
-    or after LEASE_SECONDS, it goes back to the pool, which checks it (rolls back an open
+    or after LEASE_SECONDS (or the pool's max_lifetime, if shorter), it goes back to the pool,
+    which checks it (rolls back an open
     transaction, replaces a broken or expired connection).
     """
 
     def __init__(self, pool: Pool) -> None:
+        self._seconds = min(LEASE_SECONDS, pool.max_lifetime)
         self._pool = pool
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._until = 0.0
@@ -73,8 +77,8 @@ class _Lease:
         if self._conn is not None and time.monotonic() >= self._until:
             await self.give_back()
         if self._conn is None:
-            self._conn = await self._pool.getconn()
-            self._until = time.monotonic() + LEASE_SECONDS
+            self._conn = await self._pool.getconn(timeout=WORKER_GETCONN_TIMEOUT)
+            self._until = time.monotonic() + self._seconds
         return self._conn
 
     async def give_back(self) -> None:
@@ -107,18 +111,21 @@ class CopyWriter:
         tables: TableNames,
         settings: WriterSettings,
         *,
-        concurrency: int = 2,
+        concurrency: int = WRITER_WORKERS,
         spool: SpoolSettings | None = None,
+        pool: DatabaseSettings | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._conninfo = conninfo
+        self._pool_settings = pool  # None: the smallest pool the workers need
         self._pool: Pool | None = None
         self._settings = settings
         self._concurrency = concurrency
         self._st = build_statements(tables)
         self._tables = tables
-        # With a spool, put() never waits: what memory cannot hold goes to disk (queue.py).
+        # With a spool, put() waits at most spill_after; what memory cannot hold then goes
+        # to disk (queue.py).
         self._queue = RowQueue(settings.queue_max_rows, spool_from(spool))
         self._workers: set[asyncio.Task[None]] = set()
         self._started = False
@@ -143,13 +150,16 @@ class CopyWriter:
         if self._started:
             raise WriterStateError("CopyWriter.start() called twice")
         self._queue.open_spool()  # first: a spool it cannot use stops the start (SpoolError)
+        p = self._pool_settings
         self._pool = make_pool(
             self._conninfo,
-            min_size=1,
-            max_size=self._concurrency + 1,
-            # A short wait for a connection: during an outage the retry loop, not
-            # the pool, decides when to try again.
-            timeout=2.0,
+            min_size=p.pool_size if p else 1,
+            max_size=max(p.max_connections if p else 0, self._concurrency + 1),
+            # Status writes wait this long for a connection; the workers wait
+            # WORKER_GETCONN_TIMEOUT (during an outage their retry loop, not the pool,
+            # decides when to try again).
+            timeout=p.pool_timeout if p else 30.0,
+            max_lifetime=p.pool_recycle if p else 3600.0,
             name="tcpd-writer",
             # Transactions are explicit (ingest.storage.batch): a trades-only batch is
             # one COPY, committed by itself, without BEGIN and COMMIT round trips.
@@ -286,25 +296,47 @@ class CopyWriter:
             self._dedupe_left -= 1
             batch.dedupe = True
         backoff = Backoff(self._settings.retry_initial_delay, self._settings.retry_max_delay)
+        deadline = self._settings.batch_deadline
+        loop = asyncio.get_running_loop()
         stale_retry = True
+        abandoned: tuple[int, datetime] | None = None  # (server pid, try began) given up on
         while True:
             conn: psycopg.AsyncConnection[Any] | None = None
             attempt_started = time.monotonic()
+            attempt_wall = datetime.now(UTC)
+            # Reported at the deadline itself: the cancellation below may take psycopg a few
+            # more seconds (it asks the server to cancel, then closes the connection).
+            overdue = loop.call_later(deadline, self._overdue, len(rows), attempt_started)
             try:
-                conn = await lease.connection()
-                if batch.xid is not None:
-                    done = await committed(conn, batch.xid)
-                    if done is None:
-                        raise TcpdError("the previous try of this batch is still running")
-                    if done:
-                        logger.info("batch of %d rows had committed before the error", len(rows))
-                        c = batch.counts
-                        self._count(Written(c["trades"], c["market"], c["dead_letters"], 0))
-                        return
-                    batch.xid = None
-                written = await write_batch(conn, self._st, batch)
+                async with asyncio.timeout(deadline):
+                    conn = await lease.connection()
+                    pid = conn.info.backend_pid
+                    if abandoned is not None:
+                        if await end_abandoned(conn, *abandoned):
+                            logger.warning("ended the server session %d of the batch given up", abandoned[0])
+                        abandoned = None
+                    if batch.xid is not None:
+                        done = await committed(conn, batch.xid)
+                        if done is None:
+                            raise TcpdError("the previous try of this batch is still running")
+                        if done:
+                            logger.info("batch of %d rows had committed before the error", len(rows))
+                            c = batch.counts
+                            self._count(Written(c["trades"], c["market"], c["dead_letters"], 0))
+                            return
+                        batch.xid = None
+                    written = await write_batch(conn, self._st, batch)
                 self._count(written)
                 return
+            except TimeoutError:
+                # Hung (a half-open connection, a stuck proxy): never reuse that connection.
+                # The retry's transaction-id check or raw_trades' unique key keeps it exactly once.
+                if conn is not None:
+                    abandoned = (pid, attempt_wall)
+                    if not conn.closed:
+                        await conn.close()
+                await lease.give_back()
+                self._retrying(self._deadline_error(), attempt_started)
             except Exception as exc:
                 # Whatever failed, the pool checks the connection (and replaces a broken one).
                 await lease.give_back()
@@ -325,6 +357,8 @@ class CopyWriter:
                     logger.debug("stale pooled connection, retrying: %s", _describe(exc))
                     continue
                 self._retrying(exc, attempt_started)
+            finally:
+                overdue.cancel()
             await asyncio.sleep(backoff.next_delay())
 
     async def _isolate(self, rows: list[Row], exc: Exception, lease: _Lease) -> None:
@@ -361,8 +395,27 @@ class CopyWriter:
             )
             self._outage_since = None
 
+    def _deadline_error(self) -> TcpdError:
+        return TcpdError(
+            f"batch not committed within writer.batch_deadline ({self._settings.batch_deadline:g} s); "
+            "connection dropped, retrying on a new one"
+        )
+
+    def _overdue(self, rows: int, since: float) -> None:
+        """The try that began at `since` passed its deadline: report the outage now."""
+        logger.warning(
+            "batch of %d rows not committed within writer.batch_deadline (%g s): "
+            "cancelling it, dropping its connection, retrying on a new one",
+            rows,
+            self._settings.batch_deadline,
+        )
+        self._outage(self._deadline_error(), since)
+
     def _retrying(self, exc: BaseException, since: float) -> None:
         self._retries += 1
+        self._outage(exc, since)
+
+    def _outage(self, exc: BaseException, since: float) -> None:
         self._last_error = _describe(exc)
         if self._outage_since is None:
             # From the start of the failed try: waiting for a connection is part of it.
