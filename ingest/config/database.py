@@ -21,18 +21,20 @@ TableName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 # status writes and the spool's loss records: it needs at least this many connections.
 WRITER_WORKERS = 2
 MIN_POOL_CONNECTIONS = WRITER_WORKERS + 1
+DEFAULT_POOL_TIMEOUT = 2.0
 
 
 class DatabaseSettings(StrictModel):
     """How to reach PostgreSQL/TimescaleDB and the writer's connection pool (psycopg_pool):
     pool_size connections kept open (min_size), up to pool_size + max_overflow (max_size);
-    pool_timeout seconds a status write waits for a free one (timeout); a connection older
-    than pool_recycle seconds is replaced (max_lifetime)."""
+    pool_timeout seconds a request waits for a connection before the try counts as failed
+    (timeout: how soon an outage is noticed); a connection older than pool_recycle seconds
+    is replaced (max_lifetime)."""
 
     url: SecretDsn
     pool_size: PositiveInt = 10
     max_overflow: NonNegativeInt = 20
-    pool_timeout: PositiveFloat = 30.0
+    pool_timeout: PositiveFloat = DEFAULT_POOL_TIMEOUT
     pool_recycle: PositiveFloat = 3600.0
 
     @model_validator(mode="after")

@@ -28,7 +28,13 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
-from ingest.config.database import WRITER_WORKERS, DatabaseSettings, TableNames, WriterSettings
+from ingest.config.database import (
+    DEFAULT_POOL_TIMEOUT,
+    WRITER_WORKERS,
+    DatabaseSettings,
+    TableNames,
+    WriterSettings,
+)
 from ingest.config.spool import SpoolSettings
 from ingest.db.connection import make_pool
 from ingest.errors import DatabaseError, TcpdError
@@ -50,8 +56,6 @@ DEDUPE_AFTER_DUPLICATE = 10
 CANCEL_GRACE = 2.0
 # Seconds a worker keeps its pool connection before giving it back for the pool's checks.
 LEASE_SECONDS = 60.0
-# Seconds a worker waits for a pool connection before the try counts as failed.
-WORKER_GETCONN_TIMEOUT = 2.0
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -77,7 +81,7 @@ class _Lease:
         if self._conn is not None and time.monotonic() >= self._until:
             await self.give_back()
         if self._conn is None:
-            self._conn = await self._pool.getconn(timeout=WORKER_GETCONN_TIMEOUT)
+            self._conn = await self._pool.getconn()
             self._until = time.monotonic() + self._seconds
         return self._conn
 
@@ -155,10 +159,10 @@ class CopyWriter:
             self._conninfo,
             min_size=p.pool_size if p else 1,
             max_size=max(p.max_connections if p else 0, self._concurrency + 1),
-            # Status writes wait this long for a connection; the workers wait
-            # WORKER_GETCONN_TIMEOUT (during an outage their retry loop, not the pool,
-            # decides when to try again).
-            timeout=p.pool_timeout if p else 30.0,
+            # How long a worker or a status write waits for a connection: short, because
+            # during an outage the retry loop, not the pool, decides when to try again, and
+            # the first failed try is when the outage is noticed.
+            timeout=p.pool_timeout if p else DEFAULT_POOL_TIMEOUT,
             max_lifetime=p.pool_recycle if p else 3600.0,
             name="tcpd-writer",
             # Transactions are explicit (ingest.storage.batch): a trades-only batch is
