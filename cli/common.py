@@ -34,6 +34,13 @@ DatabaseConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="Database config file (default: config/database.json).", dir_okay=False),
 ]
+# The same option, for commands whose --config means something else or that read only the database.
+DatabaseConfigFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--database-config", help="Database config file (default: config/database.json).", dir_okay=False
+    ),
+]
 ARGV_PASSWORD_WARNING = (
     f"warning: --database-url carries a password, which any user of this machine can read in the "
     f"process list (ps); set {DATABASE_URL_ENV} or database.url in the config file instead"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.common import DatabaseUrlOption, database_conninfo, reporting_errors
+from cli.common import DatabaseConfigFileOption, DatabaseUrlOption, database_conninfo, reporting_errors
 from ingest.db.connection import connect_sync
 from ingest.errors import DatabaseError
 from ingest.redact import redact_text
@@ -23,12 +22,7 @@ out = Console(highlight=False)
 
 
 def gaps(
-    database_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--database-config", help="Database config file (default: config/database.json).", dir_okay=False
-        ),
-    ] = None,
+    database_config: DatabaseConfigFileOption = None,
     database_url: DatabaseUrlOption = None,
     exchange: Annotated[str | None, typer.Option("--exchange", help="Only this exchange, e.g. okx.")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol, e.g. BTC-USDT.")] = None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC
-from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from cli.common import (
     DEFAULT_DATABASE_CONFIG,
+    DatabaseConfigFileOption,
     DatabaseUrlOption,
     database_conninfo,
     load_database,
@@ -32,12 +32,7 @@ out = Console(highlight=False)
 
 
 def status(
-    database_config: Annotated[
-        Path | None,
-        typer.Option(
-            "--database-config", help="Database config file (default: config/database.json).", dir_okay=False
-        ),
-    ] = None,
+    database_config: DatabaseConfigFileOption = None,
     database_url: DatabaseUrlOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ) -> None:
