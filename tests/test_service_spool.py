@@ -377,3 +377,25 @@ async def test_a_forced_stop_during_an_outage_keeps_the_rows_for_the_next_start(
             again.kill()
     assert await db_trades(dsn) == sent_tuples(sim)
     assert _spool_idle(tmp_path / "spool")
+
+
+async def test_with_the_spool_off_a_full_queue_is_backpressure_not_silence(
+    tmp_path: Path, migrated_db_dsn: str, native_engine: Any
+) -> None:
+    """The old path (readers wait for room) during an outage: max_silence 3 s passes many
+    times over, yet no collector restarts, and nothing is lost (the simulator waits)."""
+    sim, svc, _late, code = await run_outage(
+        tmp_path,
+        migrated_db_dsn,
+        native_engine,
+        before=5,
+        outage=20,
+        after=10,
+        queue_max_rows=2_000,
+        max_silence=3.0,
+        spool={"enabled": False},
+    )
+    assert code == 0, svc.output()
+    assert await db_trades(migrated_db_dsn) == sent_tuples(sim)
+    assert restarts_logged(svc) == []
+    assert "not restarting: writer backpressure / database unreachable" in svc.output()

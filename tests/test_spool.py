@@ -326,7 +326,7 @@ def test_spool_settings_defaults_and_one_validation() -> None:
 
 
 def test_health_names_the_spool_bytes_oldest_row_and_losses() -> None:
-    from ingest.collector.base import sink_pressure
+    from ingest.collector.base import sink_pressure, sink_stats
 
     class Sink:
         def stats(self) -> dict[str, object]:
@@ -343,8 +343,8 @@ def test_health_names_the_spool_bytes_oldest_row_and_losses() -> None:
                 },
             }
 
-    assert sink_pressure(Sink()) == (
+    assert sink_pressure(sink_stats(Sink())) == (
         "writer spool in use: 123456 bytes on disk, oldest row spooled 42s ago "
-        "(2026-12-03T11:00:00.000+00:00); rows lost: 7 (spool full; ranges in ingest_losses, "
+        "(2026-12-03T11:00:00.000+00:00); rows lost: 7 (spool full; ranges in ingest_gaps, `tcpd gaps`; "
         "1 not recorded yet)"
     )

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT = 10.0
 # A sink whose queue is at least this full is reported as backpressure in health issues.
 PRESSURE_RATIO = 0.8
+# A reader waiting in put() this long is reported as held up (shorter waits are routine).
+HOLDUP_AFTER = 1.0
 
 
 @runtime_checkable
@@ -34,16 +36,23 @@ class ReportsStats(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
-def sink_pressure(sink: object) -> str | None:
-    """A health issue sentence when the sink's queue is nearly full, else None."""
+def sink_stats(sink: object) -> dict[str, Any]:
+    """The sink's stats() ({} when it has none, or they fail: never break a health check)."""
     if not isinstance(sink, ReportsStats):
-        return None
+        return {}
     try:
-        stats = sink.stats()
+        return sink.stats()
+    except Exception:
+        logger.debug("sink stats unavailable", exc_info=True)
+        return {}
+
+
+def sink_pressure(stats: dict[str, Any]) -> str | None:
+    """A health issue sentence when the sink's queue is nearly full, else None."""
+    try:
         rows = int(stats.get("queue_rows", 0))
         capacity = int(stats.get("queue_capacity", 0))
-    except Exception:  # a sink's stats must never break a health check
-        logger.debug("sink stats unavailable", exc_info=True)
+    except (TypeError, ValueError):
         return None
     issues = []
     if capacity > 0 and rows >= capacity * PRESSURE_RATIO:
@@ -64,10 +73,28 @@ def spool_issues(spool: dict[str, Any]) -> list[str]:
         )
     if spool.get("rows_lost", 0) > 0:
         issues.append(
-            f"rows lost: {spool['rows_lost']} (spool full; ranges in ingest_losses, "
+            f"rows lost: {spool['rows_lost']} (spool full; ranges in ingest_gaps, `tcpd gaps`; "
             f"{spool.get('loss_ranges_unrecorded', 0)} not recorded yet)"
         )
     return issues
+
+
+def holdup(stats: dict[str, Any], reader_waiting: float | None) -> str | None:
+    """Why reading is held up on our side (None: it is not, so silence is the exchange's).
+
+    A reader that waits in put() for room in a full writer queue reads nothing: the data
+    and heartbeat clocks stop, but restarting would only drop what it holds and what its
+    connection buffered. `reader_waiting`: seconds the longest-waiting reader has waited.
+    """
+    parts = []
+    if reader_waiting is not None and reader_waiting >= HOLDUP_AFTER:
+        parts.append(f"a reader has waited {reader_waiting:.1f}s for room in the writer queue")
+    if stats.get("outage"):
+        parts.append(
+            f"database writes failing for {float(stats.get('outage_seconds') or 0.0):.0f}s "
+            f"({stats.get('last_error') or 'no error text'})"
+        )
+    return "writer backpressure / database unreachable: " + "; ".join(parts) if parts else None
 
 
 class BaseDataCollector(ABC):
@@ -96,6 +123,14 @@ class BaseDataCollector(ABC):
     def _sink_for_health(self) -> object:
         """The sink whose backpressure should appear in health issues (None: no sink)."""
         return None
+
+    def _reader_waiting_since(self) -> float | None:
+        """Since when (time.monotonic) the longest-waiting reader waits in the sink's put()
+        (None: none does); collectors with readers say."""
+        return None
+
+    def _holdup(self, now: float) -> str | None:
+        return holdup(sink_stats(self._sink_for_health()), since(self._reader_waiting_since(), now))
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> bool:
@@ -202,6 +237,7 @@ class BaseDataCollector(ABC):
 
     async def _health_loop(self) -> None:
         interval = min(self.config.health_check_interval, self.params.max_silence / 2)
+        held_up = False  # a restart is being held off: said once per stretch
         while True:
             await asyncio.sleep(interval)
             if not self._should_run:
@@ -213,9 +249,18 @@ class BaseDataCollector(ABC):
                 if self.config.auto_restart:
                     await self._restart_collect("collect task ended")
             elif silent is not None and silent > self.params.max_silence:
-                await self._restart_collect(
-                    f"no data for {silent:.1f}s (max_silence {self.params.max_silence:.1f}s)"
-                )
+                # Backpressure is not silence: a restart would drop what the readers hold.
+                reason = self._holdup(now)
+                if reason is None:
+                    held_up = False
+                    await self._restart_collect(
+                        f"no data for {silent:.1f}s (max_silence {self.params.max_silence:.1f}s)"
+                    )
+                elif not held_up:
+                    held_up = True
+                    logger.warning("%s: no data for %.1fs, not restarting: %s", self.name, silent, reason)
+            else:
+                held_up = False
 
     # -- reporting -----------------------------------------------------------------------
     def _last_heartbeat(self) -> float | None:
@@ -258,7 +303,8 @@ class BaseDataCollector(ABC):
             now=now,
             max_silence=self.params.max_silence,
             heartbeat_limit=self.params.ping_interval + self.params.pong_timeout,
-            sink_pressure=sink_pressure(self._sink_for_health()),
+            sink_pressure=sink_pressure(sink_stats(self._sink_for_health())),
+            holdup=self._holdup(now),
         )
         return {
             "is_healthy": not issues,

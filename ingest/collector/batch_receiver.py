@@ -113,6 +113,7 @@ class BatchClientConnection(asyncio.Protocol):
         self._lingering = False
         self._linger_from: float | None = None  # when the linger the next read ends began
         self._ready_since = 0.0  # earliest time a message in _ready may have arrived
+        self.last_read = time.monotonic()  # when bytes last came from the socket (keepalive)
         self.batch_since = 0.0  # the same for the messages recv_batch() returned last
         self._small_read = True  # the read being processed is under LINGER_BELOW_BYTES
         # None: handshake (the protocol reads); True: frame_scan reads; False: the protocol reads.
@@ -217,9 +218,10 @@ class BatchClientConnection(asyncio.Protocol):
         """Scan frames ourselves once the connection is open; the protocol does the rest."""
         # Whichever parser handles this read, only a small one may linger.
         self._small_read = len(data) < LINGER_BELOW_BYTES
+        self.last_read = now = time.monotonic()
         if not self._ready:
             # After a linger the bytes may have waited in the socket since it began.
-            self._ready_since = self._linger_from or time.monotonic()
+            self._ready_since = self._linger_from or now
         self._linger_from = None
         if self._scanning:
             self._scan(data)

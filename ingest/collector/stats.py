@@ -86,14 +86,18 @@ def health_issues(
     max_silence: float,
     heartbeat_limit: float,
     sink_pressure: str | None,
+    holdup: str | None,
 ) -> list[str]:
-    """Every reason the collector is not healthy, as readable sentences (empty = healthy)."""
+    """Every reason the collector is not healthy, as readable sentences (empty = healthy).
+
+    `holdup` (reading held up by the writer, see collector.base.holdup) replaces the
+    silence sentences: the silence is ours, not the exchange's."""
     issues: list[str] = []
     if should_run and not is_running:
         issues.append("collector should be running but is not")
     if status == "error":
         issues.append(f"collector is in error state: {stats.last_error or 'unknown error'}")
-    if should_run and is_running:
+    if should_run and is_running and holdup is None:
         silent = since(stats.last_data_mono or stats.connected_mono or stats.started_mono, now)
         if silent is not None and silent > max_silence:
             issues.append(f"no data for {silent:.1f}s (limit {max_silence:.1f}s)")
@@ -101,8 +105,10 @@ def health_issues(
         quiet = since(max(beats) if beats else stats.started_mono, now)
         if quiet is not None and quiet > heartbeat_limit:
             issues.append(f"no message or pong for {quiet:.1f}s (limit {heartbeat_limit:.1f}s)")
-        if stats.connected_mono is None:
-            issues.append("not connected")
+    if should_run and is_running and stats.connected_mono is None:
+        issues.append("not connected")
+    if holdup:
+        issues.append(holdup)
     if sink_pressure:
         issues.append(sink_pressure)
     return issues

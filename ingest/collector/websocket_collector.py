@@ -61,6 +61,7 @@ class _Session:
     frames: int = 0
     end_reason: str = ""
     oversize_head: bytes = b""  # first bytes of a message refused for its size (1009)
+    putting_since: float | None = None  # the reader waits in the sink's put() since then
 
     def keep_oversize_head(self, head: bytes, _declared_length: int) -> None:
         self.oversize_head = head
@@ -89,6 +90,9 @@ class WebSocketCollector(BaseDataCollector):
 
     def _sink_for_health(self) -> object:
         return self._sink
+
+    def _reader_waiting_since(self) -> float | None:
+        return min((s.putting_since for s in self._sessions if s.putting_since is not None), default=None)
 
     async def _collect(self) -> None:
         self._stopping.clear()
@@ -208,24 +212,32 @@ class WebSocketCollector(BaseDataCollector):
         # Ping after ping_interval without receiving anything, and also after ping_interval
         # without sending anything: some servers (the OKX simulator among them) close a
         # connection whose client stayed silent, even while they stream data to it.
+        # "Received" is when bytes last came from the socket (BatchClientConnection reads it
+        # while the reader waits in put()); while the reader waits, or reading is paused
+        # because our buffer is full, silence is our own doing and never times out.
         interval, timeout = self.params.ping_interval, self.params.pong_timeout
         ping = self._adapter.ping_text
+        ws = session.ws
         last_sent = time.monotonic()
         unanswered: float | None = None  # when the oldest ping still waiting for a frame went out
         while True:
             now = time.monotonic()
-            if unanswered is not None and session.last_recv >= unanswered:
+            received = max(session.last_recv, ws.last_read)
+            if unanswered is not None and received >= unanswered:
                 unanswered = None
             if unanswered is not None and now >= unanswered + timeout:
-                session.end_reason = f"nothing received within {timeout:.1f}s of a ping"
-                logger.warning("%s: %s; dropping the connection", self.name, session.end_reason)
-                session.ws.transport.abort()
-                return
+                if session.putting_since is not None or ws.reading_paused:
+                    unanswered = now  # held up on our side: wait for an answer afresh
+                else:
+                    session.end_reason = f"nothing received within {timeout:.1f}s of a ping"
+                    logger.warning("%s: %s; dropping the connection", self.name, session.end_reason)
+                    ws.transport.abort()
+                    return
             # Receive silence calls for one ping (then its answer is awaited); send silence
             # for one ping per interval.
             due = last_sent + interval
             if unanswered is None:
-                due = min(due, session.last_recv + interval)
+                due = min(due, received + interval)
             if now >= due:
                 try:
                     await session.ws.send(ping)
@@ -258,6 +270,7 @@ class WebSocketCollector(BaseDataCollector):
             stats.last_message_mono = now
             parsed = parse_batch(frames, store_raw)
             stats.messages_processed += len(frames) - parsed.rejected_frames
+            session.putting_since = now  # from here to the end of the puts a wait is backpressure
             if parsed.rejected:
                 await self._dead_letters(parsed.rejected)
             rows = parsed.rows
@@ -279,6 +292,7 @@ class WebSocketCollector(BaseDataCollector):
                     raise
                 if callbacks.wanted:
                     callbacks.offer(r for r in rows if callbacks.accepts(r))
+            session.putting_since = None
             # Every frame of the batch is handled first: a reconnect notice loses nothing.
             reconnect = False
             for control in parsed.controls:

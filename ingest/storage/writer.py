@@ -463,6 +463,7 @@ class CopyWriter:
             "queue_fill": held / capacity,
             "oldest_row_age": self._queue.oldest_age(),
             "outage": self._outage_since is not None,
+            "outage_seconds": 0.0 if self._outage_since is None else time.monotonic() - self._outage_since,
             "last_error": self._last_error,
             "last_flush_time": self._last_flush.isoformat() if self._last_flush else None,
             **self._queue.spool_stats(),
