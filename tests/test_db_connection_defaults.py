@@ -16,6 +16,7 @@ from ingest.config.database import DatabaseSettings
 from ingest.db.connection import connect, connect_sync
 from ingest.errors import DatabaseError
 from tests.tcp_proxy import StallingProxy
+from tests.tls_support import outside_address
 
 PASSWORD = "tls-Pa55-w0rd-zq"
 
@@ -55,25 +56,12 @@ def test_the_connection_string_wins_over_every_default(db_dsn: str) -> None:
         assert conn.info.get_parameters()["connect_timeout"] == "3"
 
 
-def this_machines_outside_address() -> str:
-    """An address of this machine that is not loopback (the default route's), or skip."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: no packet is sent for a UDP connect
-        except OSError:
-            pytest.skip("this machine has no network interface besides loopback")
-        address = str(probe.getsockname()[0])
-    if address.startswith("127."):
-        pytest.skip("this machine has no network interface besides loopback")
-    return address
-
-
 @pytest.fixture
 async def outside_dsn(db_dsn: str) -> AsyncIterator[str]:
     """db_dsn reached through a proxy on a non-loopback address of this machine: to libpq
     a remote server (the engine itself listens on loopback only and has no TLS)."""
     params = psycopg.conninfo.conninfo_to_dict(db_dsn)
-    outside = this_machines_outside_address()
+    outside = outside_address()
     proxy = StallingProxy(str(params["host"]), int(params["port"]), listen_host=outside)
     port = await proxy.start()
     try:
