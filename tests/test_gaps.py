@@ -78,7 +78,10 @@ async def test_filled_and_counts_must_agree(migrated_db_dsn: str) -> None:
 
 
 async def test_tcpd_gaps_lists_open_gaps_and_with_all_the_filled_ones(migrated_db_dsn: str) -> None:
-    open_gap, filled = gap("BTC-USDT", 3), gap("ETH-USDT", 200, rows_lost=None)
+    # Listed oldest first (from_ts): the ETH gap begins an hour after the BTC one.
+    later = T0 + timedelta(hours=1)
+    open_gap = gap("BTC-USDT", 3)
+    filled = gap("ETH-USDT", 200, from_ts=later, to_ts=later + timedelta(minutes=200))
     conn = await connect(migrated_db_dsn)
     try:
         await record_gaps(conn, [open_gap, filled])
