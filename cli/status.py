@@ -58,16 +58,16 @@ def read_status(conninfo: str, table: str) -> tuple[list[dict[str, Any]], int | 
     ).format(sql.Identifier(table))
     with connect_sync(conninfo, autocommit=True) as conn:
         try:
-            rows = conn.cursor(row_factory=dict_row).execute(query).fetchall()
+            rows = [dict(row) for row in conn.cursor(row_factory=dict_row).execute(query).fetchall()]
         except psycopg.Error as exc:
             reason = redact_text(str(exc)).strip().splitlines()[0]
             raise DatabaseError(
                 f"cannot read table {table!r}: {reason} (is the schema migrated? `tcpd db migrate`)"
             ) from None
         try:
-            return [dict(row) for row in rows], count_open(conn)
+            return rows, count_open(conn)
         except psycopg.errors.UndefinedTable:
-            return [dict(row) for row in rows], None
+            return rows, None
 
 
 def render(rows: list[dict[str, Any]], open_gaps: int | None = 0) -> Table:

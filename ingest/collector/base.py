@@ -129,8 +129,8 @@ class BaseDataCollector(ABC):
         (None: none does); collectors with readers say."""
         return None
 
-    def _holdup(self, now: float) -> str | None:
-        return holdup(sink_stats(self._sink_for_health()), since(self._reader_waiting_since(), now))
+    def _holdup(self, now: float, stats: dict[str, Any]) -> str | None:
+        return holdup(stats, since(self._reader_waiting_since(), now))
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> bool:
@@ -250,7 +250,7 @@ class BaseDataCollector(ABC):
                     await self._restart_collect("collect task ended")
             elif silent is not None and silent > self.params.max_silence:
                 # Backpressure is not silence: a restart would drop what the readers hold.
-                reason = self._holdup(now)
+                reason = self._holdup(now, sink_stats(self._sink_for_health()))
                 if reason is None:
                     held_up = False
                     await self._restart_collect(
@@ -295,6 +295,7 @@ class BaseDataCollector(ABC):
     def get_health_status(self) -> dict[str, Any]:
         """The spec's health dictionary: is_healthy plus the issues that make it unhealthy."""
         now = time.monotonic()
+        sink = sink_stats(self._sink_for_health())  # asked once for both sentences
         issues = health_issues(
             should_run=self._should_run,
             is_running=self.is_running,
@@ -303,8 +304,8 @@ class BaseDataCollector(ABC):
             now=now,
             max_silence=self.params.max_silence,
             heartbeat_limit=self.params.ping_interval + self.params.pong_timeout,
-            sink_pressure=sink_pressure(sink_stats(self._sink_for_health())),
-            holdup=self._holdup(now),
+            sink_pressure=sink_pressure(sink),
+            holdup=self._holdup(now, sink),
         )
         return {
             "is_healthy": not issues,

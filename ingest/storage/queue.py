@@ -135,21 +135,23 @@ class RowQueue:
                 else:
                     self.put_nowait(rows, since)
             return
-        while self._held >= self.capacity and not self._closed:
-            self._has_room.clear()
-            await self._has_room.wait()
+        await self._room()
         if self._closed:
             raise QueueClosedError("the writer is stopping and accepts no more rows")
         if rows:
             self.put_nowait(rows, since)
 
+    async def _room(self) -> None:
+        """Wait until memory has room or the queue closes."""
+        while self._held >= self.capacity and not self._closed:
+            self._has_room.clear()
+            await self._has_room.wait()
+
     async def _wait_for_room(self, seconds: float) -> None:
-        """Wait until memory has room, the queue closes, or `seconds` passed."""
+        """_room(), for at most `seconds`."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                while self._held >= self.capacity and not self._closed:
-                    self._has_room.clear()
-                    await self._has_room.wait()
+                await self._room()
 
     def close(self) -> None:
         """Refuse further puts; waiting putters get QueueClosedError; takes drain what is left."""
