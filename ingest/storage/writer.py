@@ -47,6 +47,8 @@ from ingest.storage.retry import Backoff, is_bad_data, is_conflict
 from ingest.storage.spool import spool_from
 from ingest.storage.statements import build_statements
 from ingest.storage.status import CollectorStatusRow, upsert_status
+from ingest.storage.watermarks import Hold, Watermarks
+from ingest.storage.watermarks import flush as write_watermarks
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ DEDUPE_AFTER_DUPLICATE = 10
 CANCEL_GRACE = 2.0
 # Seconds a worker keeps its pool connection before giving it back for the pool's checks.
 LEASE_SECONDS = 60.0
+# Seconds between two writes of the changed watermarks to ingest_watermarks.
+WATERMARK_INTERVAL = 1.0
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -146,6 +150,8 @@ class CopyWriter:
         self._outage_since: float | None = None
         self._last_error: str | None = None
         self._last_flush: datetime | None = None
+        self.watermarks = Watermarks()
+        self._watermark_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -181,6 +187,7 @@ class CopyWriter:
             task = asyncio.create_task(self._work(), name=f"tcpd-writer-{n}")
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
+        self._start_watermarks()
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the shared contract
         """Stop accepting rows, flush everything queued, close the pool (if ours).
@@ -226,6 +233,7 @@ class CopyWriter:
                 lost,
                 self._last_error or "no error seen",
             )
+        await self._stop_watermarks()
         await self._queue.close_spool()
         if self._pool is not None:
             await self._pool.close()
@@ -254,6 +262,7 @@ class CopyWriter:
             raise WriterStateError("CopyWriter.put() before start()")
         # Types are not checked per row here (that would cost as much as the queueing):
         # Batch.build finds anything else and the worker dead-letters it.
+        self.watermarks.note(rows)
         queue = self._queue
         if queue.has_room():  # the common case, without a second coroutine
             queue.put_nowait(rows, since)
@@ -267,6 +276,52 @@ class CopyWriter:
     def resume(self) -> None:
         """Let paused workers continue."""
         self._paused.set()
+
+    # -- watermarks (ingest.storage.watermarks, docs/candles.md) ----------------------------
+
+    def hold(self, exchange: str, symbol: str, at: datetime) -> Hold:
+        """Keep (exchange, symbol)'s watermark at or below `at` (an open gap) until release()."""
+        return self.watermarks.hold(exchange, symbol, at)
+
+    def release(self, hold: Hold) -> None:
+        """End a hold() (the gap is filled, or recorded as unfillable)."""
+        self.watermarks.release(hold)
+
+    def _start_watermarks(self) -> None:
+        self._watermark_task = asyncio.create_task(self._watermark_loop(), name="tcpd-watermarks")
+
+    async def _stop_watermarks(self) -> None:
+        """Stop the periodic flush, then write what the drain committed (once, if it can)."""
+        task, self._watermark_task = self._watermark_task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if not self._aborted.is_set():
+            await self.flush_watermarks()
+
+    async def _watermark_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WATERMARK_INTERVAL)
+            await self.flush_watermarks()
+
+    async def flush_watermarks(self) -> None:
+        """Write the changed watermarks; a failure waits for the next turn.
+
+        Not while the spool holds rows: rows a previous run spooled were never noted by this
+        one (their keys and times are unknown until replayed and committed), so nothing may
+        pass them.
+        """
+        spool = self._queue.spool
+        if self._pool is None or (spool is not None and spool.stats()["segments"]):
+            return
+        try:
+            async with asyncio.timeout(self._settings.batch_deadline):
+                async with self._pool.connection() as conn:
+                    await write_watermarks(conn, self.watermarks)
+        except (psycopg.Error, TimeoutError, OSError) as exc:
+            logger.debug("watermarks not written (next try in %g s): %s", WATERMARK_INTERVAL, _describe(exc))
 
     # -- workers -------------------------------------------------------------------------
 
@@ -283,6 +338,7 @@ class CopyWriter:
                 # Cancelled (stop() ran out of time): the rows stay counted as held, so
                 # stop() reports them as not written.
                 await self._write(rows, lease)
+                self.watermarks.committed(rows)
                 self._queue.release(rows)
         finally:
             await lease.give_back()
