@@ -4,16 +4,22 @@ The candle views (sql/0110) show a candle only when its end is at or below its s
 watermark in `ingest_watermarks`, so a candle whose trades are still queued, spooled or in a
 batch that has not committed yet stays hidden until they are in (docs/candles.md).
 
-    put(rows)      -> note()       every row's exchange time becomes "pending" for its key
-    batch commits  -> committed()  its rows leave "pending"; the key's newest committed time grows
-    periodically   -> due()        what to write to ingest_watermarks (see flush())
+    batch commits  -> committed(rows)   the key's newest committed exchange time grows
+    once a second  -> due(pending)      what to write to ingest_watermarks (see flush())
 
 The watermark of a key is the smallest of
 - the newest exchange time committed for it (trades and market_data rows alike: a quiet
   symbol advances by its tickers and books),
-- one millisecond before its oldest pending row (with two writer workers, batches commit out
-  of order: a later batch committing first never moves the watermark past an earlier one),
+- one millisecond before the oldest of its rows still pending: accepted by put() and not
+  committed (the writer passes its queued rows and its batches in flight; with two workers,
+  batches commit out of order, so a later batch committing first never moves the watermark
+  past an earlier one),
 - every hold on it (see hold()).
+
+Pending rows are looked at only when the watermarks are computed (once a second, over the
+rows held then), and a committed batch costs a few passes in C (see _newest): bookkeeping
+per put() cost the writer about 0.5 µs of CPU per row, this about 0.05 µs
+(benchmarks/watermarks_cost.py, docs/performance.md).
 
 Times are integer milliseconds since the Unix epoch, as rows carry them (ingest.rows).
 """
@@ -22,9 +28,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -50,6 +57,13 @@ UPSERT = (
     .as_bytes()
 )
 
+_KEY = itemgetter(0, 1)  # (exchange, symbol) of a TradeRow or a MarketRow
+_SYMBOL = itemgetter(1)
+_TIME = {
+    TradeRow: itemgetter(TradeRow._fields.index("ts_ms")),
+    MarketRow: itemgetter(MarketRow._fields.index("ts_ms")),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Hold:
@@ -61,53 +75,80 @@ class Hold:
     id: int
 
 
-def _entries(rows: Iterable[Row]) -> Iterable[tuple[Key, int]]:
-    """(key, exchange time) of every trade and market row; dead letters have no symbol."""
-    for r in rows:
-        if type(r) is TradeRow or type(r) is MarketRow:
-            yield (r.exchange, r.symbol), r.ts_ms
+def _runs(rows: Iterable[Row]) -> Iterator[tuple[Key, Iterator[int]]]:
+    """(key, exchange times) per run of consecutive trade or market rows of one key (a put's
+    rows are consecutive); dead letters have no symbol and are skipped."""
+    for kind, same_kind in itertools.groupby(rows, type):
+        time_of = _TIME.get(kind)
+        if time_of is None:
+            continue
+        for key, run in itertools.groupby(same_kind, _KEY):
+            yield key, map(time_of, run)
+
+
+def _newest(rows: Sequence[Row]) -> Iterator[tuple[Key, int]]:
+    """A committed batch's newest exchange time per key, in C passes (this runs per batch):
+    the time of each symbol's last row (a dict keeps the last value). Never above the newest:
+    when a symbol's rows in the batch are out of time order, or the same symbol comes from two
+    exchanges (one of them is left out), a key only stays a little lower until its next batch."""
+    kinds = set(map(type, rows))
+    for kind in kinds:
+        time_of = _TIME.get(kind)
+        if time_of is None:
+            continue  # dead letters
+        same = rows if len(kinds) == 1 else [r for r in rows if type(r) is kind]
+        for symbol, row in dict(zip(map(_SYMBOL, same), same, strict=True)).items():
+            yield (row[0], symbol), time_of(row)
+
+
+# Pending rows of one list (the queue, mostly) beyond which their oldest time bounds every key
+# (one C pass) instead of each key its own (a pass per run of equal keys).
+EXACT_ROWS = 10_000
+EVERY_KEY: Key = ("", "")  # in oldest()'s result: a bound for every key
+
+
+def _oldest_runs(rows: Sequence[Row]) -> Iterator[tuple[Key, int]]:
+    """(key, oldest exchange time) of `rows`. A long list of one kind (a queue the writer is
+    behind on) gives one bound for EVERY_KEY: all its rows were received within the writer's
+    lag, so holding every key below its oldest delays candles by about that lag, and it costs
+    one C pass instead of a Python step per run of equal keys."""
+    if len(rows) > EXACT_ROWS:
+        kinds = set(map(type, rows))
+        if len(kinds) == 1:
+            time_of = _TIME.get(kinds.pop())
+            if time_of is not None:
+                yield EVERY_KEY, min(map(time_of, rows))
+            return
+    for key, times in _runs(rows):
+        yield key, min(times)
+
+
+def oldest(batches: Iterable[Sequence[Row]]) -> dict[Key, int]:
+    """The oldest exchange time per key over `batches` (EVERY_KEY: a bound for all keys)."""
+    found: dict[Key, int] = {}
+    for rows in batches:
+        for key, first in _oldest_runs(rows):
+            if found.get(key, first + 1) > first:
+                found[key] = first
+    return found
 
 
 class Watermarks:
-    """What is committed, what is pending and what is held, per (exchange, symbol)."""
+    """What is committed and what is held, per (exchange, symbol); pending rows are passed in."""
 
     def __init__(self) -> None:
-        self._pending: dict[Key, dict[int, int]] = {}  # key -> exchange ms -> rows pending
         self._committed: dict[Key, int] = {}  # key -> newest exchange ms committed
         self._holds: dict[Key, dict[int, int]] = {}  # key -> hold id -> at ms
         self._ids = itertools.count(1)
         self._written: dict[Key, int] = {}  # what the table was last told, per key
 
-    # -- the writer's hooks ------------------------------------------------------------
-
-    def note(self, rows: Sequence[Row]) -> None:
-        """Rows accepted by put(): pending until committed()."""
-        pending = self._pending
-        for key, ms in _entries(rows):
-            times = pending.get(key)
-            if times is None:
-                pending[key] = {ms: 1}
-            else:
-                times[ms] = times.get(ms, 0) + 1
-
     def committed(self, rows: Sequence[Row]) -> None:
         """Rows of a batch that committed (or that the database refused and dead-lettered:
-        they will never be stored, so they must not hold the watermark back forever)."""
-        pending = self._pending
+        they will never be stored, so they must not hold the watermark back)."""
         newest = self._committed
-        for key, ms in _entries(rows):
-            if newest.get(key, ms - 1) < ms:
-                newest[key] = ms
-            times = pending.get(key)
-            if times is None:
-                continue  # replayed from a previous run's spool: never noted here
-            left = times.get(ms, 0) - 1
-            if left > 0:
-                times[ms] = left
-            else:
-                times.pop(ms, None)
-                if not times:
-                    del pending[key]
+        for key, last in _newest(rows):
+            if newest.get(key, last - 1) < last:
+                newest[key] = last
 
     # -- holds (gap filling) -----------------------------------------------------------
 
@@ -134,40 +175,43 @@ class Watermarks:
 
     # -- reading -----------------------------------------------------------------------
 
-    def watermark_ms(self, exchange: str, symbol: str) -> int | None:
-        """The key's watermark (ms), None while nothing of it was committed."""
-        key = (exchange, symbol)
-        mark = self._committed.get(key)
-        if mark is None:
-            return None
-        times = self._pending.get(key)
-        if times:
-            mark = min(mark, min(times) - 1)
-        holds = self._holds.get(key)
-        if holds:
-            mark = min(mark, min(holds.values()))
-        return mark
+    def marks(self, pending: Iterable[Sequence[Row]] = ()) -> dict[Key, int]:
+        """Every key's watermark (ms), given the rows still `pending`; keys with nothing
+        committed yet have none."""
+        waiting = oldest(pending)
+        floor = waiting.pop(EVERY_KEY, None)
+        out: dict[Key, int] = {}
+        for key, mark in self._committed.items():
+            first = waiting.get(key)
+            if first is not None:
+                mark = min(mark, first - 1)
+            if floor is not None:
+                mark = min(mark, floor - 1)
+            holds = self._holds.get(key)
+            if holds:
+                mark = min(mark, min(holds.values()))
+            out[key] = mark
+        return out
 
-    def due(self) -> dict[Key, int]:
+    def due(self, pending: Iterable[Sequence[Row]] = ()) -> dict[Key, int]:
         """Watermarks that changed since the last mark_written()."""
         changed: dict[Key, int] = {}
-        for exchange, symbol in list(self._committed):
-            mark = self.watermark_ms(exchange, symbol)
-            if mark is not None and self._written.get((exchange, symbol)) != mark:
-                if not _storable(exchange, symbol):
-                    self._forget((exchange, symbol))
+        for key, mark in self.marks(pending).items():
+            if self._written.get(key) != mark:
+                if not _storable(*key):
+                    self._forget(key)
                     continue
-                changed[exchange, symbol] = mark
+                changed[key] = mark
         return changed
-
-    def _forget(self, key: Key) -> None:
-        """Drop a key whose rows cannot be stored (dead-lettered): it has nothing to mark."""
-        for table in (self._pending, self._committed, self._holds, self._written):
-            table.pop(key, None)
 
     def mark_written(self, marks: dict[Key, int]) -> None:
         """`marks` (from due()) are in the table now."""
         self._written.update(marks)
+
+    def _forget(self, key: Key) -> None:
+        """Drop a key whose rows cannot be stored (dead-lettered): it has nothing to mark."""
+        for table in (self._committed, self._holds, self._written):
+            table.pop(key, None)
 
 
 def _storable(*texts: str) -> bool:
@@ -184,9 +228,9 @@ def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-async def flush(conn: psycopg.AsyncConnection[Any], marks: Watermarks) -> int:
-    """Write the watermarks that changed (one statement, its own transaction); how many."""
-    due = marks.due()
+async def flush(conn: psycopg.AsyncConnection[Any], marks: Watermarks, due: dict[Key, int]) -> int:
+    """Write `due` (from marks.due()) in one statement, its own transaction on an autocommit
+    connection; how many."""
     if not due:
         return 0
     keys = sorted(due)  # key order: two services upserting the same keys do not deadlock
