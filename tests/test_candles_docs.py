@@ -33,6 +33,14 @@ def test_every_sql_example_in_the_doc_runs(migrated_tsl_dsn: str) -> None:
             random.Random(41), now - timedelta(hours=30), timedelta(hours=30), count=3000
         )
         load_trades(conn, trades)
+        # One symbol's watermark half an hour back (the service's, during an outage): the
+        # watermark examples have rows to show, the others keep working.
+        held_through = now - timedelta(minutes=30)
+        conn.execute(
+            "INSERT INTO ingest_watermarks (exchange, symbol, committed_through)"
+            " VALUES ('okx', 'BTC-USDT', %s)",
+            (held_through,),
+        )
         for number, example in enumerate(sql_examples(), start=1):
             cur = conn.execute(example.encode())
             if cur.description is not None:
@@ -43,3 +51,19 @@ def test_every_sql_example_in_the_doc_runs(migrated_tsl_dsn: str) -> None:
         rows = conn.execute(gapfill.encode()).fetchall()
         assert len(rows) == 31
         assert all(r[0] > rows[i][0] for i, r in enumerate(rows[1:])), "slots must be ordered"
+        # The watermark examples: the newest candle shown is not after the watermark, and the
+        # candles it holds back are missing from the view.
+        lag = next(e for e in sql_examples() if "newest_1m_candle" in e)
+        (row,) = conn.execute(lag.encode()).fetchall()
+        assert row[:3] == ("okx", "BTC-USDT", held_through)
+        assert row[4] is not None
+        assert row[4] <= held_through
+        held = next(e for e in sql_examples() if "candles_1m_agg AS a" in e)
+        held_back = conn.execute(held.encode()).fetchall()
+        assert held_back
+        assert all(r[2] > held_through for r in held_back)
+        shown = conn.execute(
+            "SELECT ts FROM candles_1m WHERE exchange = 'okx' AND symbol = 'BTC-USDT' AND ts > %s",
+            (held_through,),
+        ).fetchall()
+        assert shown == []

@@ -19,7 +19,8 @@ import psycopg
 import pytest
 
 from ingest.exchanges.okx import OkxAdapter
-from ingest.rows import TradeRow
+from ingest.model import DataType
+from ingest.rows import MarketRow, TradeRow
 from tests.storage_support import make_writer
 
 T0 = datetime(2025, 3, 9, 12, 0, tzinfo=UTC)
@@ -89,6 +90,8 @@ async def test_open_close_follow_trade_ids_when_batch_1_is_retried_after_batch_2
     await writer.start()
     await writer.put(BATCH_1)
     await writer.put(BATCH_2)
+    # A later ticker moves the symbol's watermark past the hour (candles show once complete).
+    await writer.put([MarketRow("okx", "BTC-USDT", DataType.TICKER, T0_MS + 2 * 3_600_000, "{}")])
     await writer.stop(30)
     assert failed == [True], "batch 1 was never failed"
     assert writer.stats()["retries"] >= 1

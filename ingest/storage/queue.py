@@ -81,6 +81,10 @@ class RowQueue:
         """Rows waiting to be taken."""
         return len(self._rows)
 
+    def queued_rows(self) -> list[Row]:
+        """The memory rows waiting to be taken, oldest first (the live list: read, never change)."""
+        return self._rows
+
     @property
     def held(self) -> int:
         """Memory rows queued or in flight (taken, not released): what counts against capacity.

@@ -47,6 +47,8 @@ from ingest.storage.retry import Backoff, is_bad_data, is_conflict
 from ingest.storage.spool import spool_from
 from ingest.storage.statements import build_statements
 from ingest.storage.status import CollectorStatusRow, upsert_status
+from ingest.storage.watermarks import Hold, Watermarks
+from ingest.storage.watermarks import flush as write_watermarks
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,10 @@ DEDUPE_AFTER_DUPLICATE = 10
 CANCEL_GRACE = 2.0
 # Seconds a worker keeps its pool connection before giving it back for the pool's checks.
 LEASE_SECONDS = 60.0
+# Seconds between two writes of the changed watermarks to ingest_watermarks (at least).
+WATERMARK_INTERVAL = 1.0
+# The wait between two is at least this many times what computing the last one took.
+WATERMARK_COST_RATIO = 100
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[Any]]
 
@@ -146,6 +152,10 @@ class CopyWriter:
         self._outage_since: float | None = None
         self._last_error: str | None = None
         self._last_flush: datetime | None = None
+        self.watermarks = Watermarks()
+        self._watermark_task: asyncio.Task[None] | None = None
+        self._watermark_cost = 0.0  # seconds the last computation of the watermarks took
+        self._in_flight: dict[int, Sequence[Row]] = {}  # taken or waiting rows, by id (watermarks)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -181,6 +191,7 @@ class CopyWriter:
             task = asyncio.create_task(self._work(), name=f"tcpd-writer-{n}")
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
+        self._start_watermarks()
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the shared contract
         """Stop accepting rows, flush everything queued, close the pool (if ours).
@@ -226,6 +237,7 @@ class CopyWriter:
                 lost,
                 self._last_error or "no error seen",
             )
+        await self._stop_watermarks()
         await self._queue.close_spool()
         if self._pool is not None:
             await self._pool.close()
@@ -258,7 +270,13 @@ class CopyWriter:
         if queue.has_room():  # the common case, without a second coroutine
             queue.put_nowait(rows, since)
         else:
-            await queue.put(rows, since)
+            # Waiting for room: pending for the watermarks (accepted, in no queue yet).
+            waiting = self._in_flight
+            waiting[id(rows)] = rows
+            try:
+                await queue.put(rows, since)
+            finally:
+                waiting.pop(id(rows), None)
 
     def pause(self) -> None:
         """Hold the workers before their next batch (maintenance and tests); put() still queues."""
@@ -267,6 +285,65 @@ class CopyWriter:
     def resume(self) -> None:
         """Let paused workers continue."""
         self._paused.set()
+
+    # -- watermarks (ingest.storage.watermarks, docs/candles.md) ----------------------------
+
+    def hold(self, exchange: str, symbol: str, at: datetime) -> Hold:
+        """Keep (exchange, symbol)'s watermark at or below `at` (an open gap) until release()."""
+        return self.watermarks.hold(exchange, symbol, at)
+
+    def release(self, hold: Hold) -> None:
+        """End a hold() (the gap is filled, or recorded as unfillable)."""
+        self.watermarks.release(hold)
+
+    def _committed(self, rows: list[Row]) -> None:
+        """A taken batch committed: it moves its keys' watermarks and is pending no more."""
+        self.watermarks.committed(rows)
+        self._in_flight.pop(id(rows), None)
+
+    def _start_watermarks(self) -> None:
+        self._watermark_task = asyncio.create_task(self._watermark_loop(), name="tcpd-watermarks")
+
+    async def _stop_watermarks(self) -> None:
+        """Stop the periodic flush, then write what the drain committed (once, if it can)."""
+        task, self._watermark_task = self._watermark_task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if not self._aborted.is_set() and self._outage_since is None:  # (not a wait in an outage)
+            await self.flush_watermarks()
+
+    async def _watermark_loop(self) -> None:
+        while True:
+            # Looking at the rows held costs ~0.1 µs a row (200,000 queued: 20 ms): a writer
+            # far behind flushes less often, so the look stays under 1 % of the time.
+            await asyncio.sleep(max(WATERMARK_INTERVAL, self._watermark_cost * WATERMARK_COST_RATIO))
+            await self.flush_watermarks()
+
+    async def flush_watermarks(self) -> None:
+        """Write the changed watermarks; a failure waits for the next turn.
+
+        Not while the spool holds rows: rows a previous run spooled were never noted by this
+        one (their keys and times are unknown until replayed and committed), so nothing may
+        pass them.
+        """
+        spool = self._queue.spool
+        if self._pool is None or (spool is not None and spool.stats()["segments"]):
+            return
+        started = time.perf_counter()
+        # True when computed; still true when written later (committed rows stay committed).
+        due = self.watermarks.due([self._queue.queued_rows(), *self._in_flight.values()])
+        self._watermark_cost = time.perf_counter() - started
+        if not due:
+            return
+        try:
+            async with asyncio.timeout(self._settings.batch_deadline):
+                async with self._pool.connection() as conn:
+                    await write_watermarks(conn, self.watermarks, due)
+        except (psycopg.Error, TimeoutError, OSError) as exc:
+            logger.debug("watermarks not written (next try in %g s): %s", WATERMARK_INTERVAL, _describe(exc))
 
     # -- workers -------------------------------------------------------------------------
 
@@ -281,8 +358,10 @@ class CopyWriter:
                 if not rows:
                     return
                 # Cancelled (stop() ran out of time): the rows stay counted as held, so
-                # stop() reports them as not written.
+                # stop() reports them as not written, and stay pending for the watermarks.
+                self._in_flight[id(rows)] = rows
                 await self._write(rows, lease)
+                self._committed(rows)
                 self._queue.release(rows)
         finally:
             await lease.give_back()
