@@ -1,4 +1,4 @@
-"""Upgrading a database with candles to 0110 (complete candles), on both editions: the views
+"""Upgrading a database with candles to 0115 (complete candles), on both editions: the views
 keep their names, columns and values (no watermark row yet: the wall-clock rule), and the
 first watermark the service writes hides what ends after it."""
 
@@ -29,7 +29,7 @@ from tests.candles_support import (
     reference_candles,
 )
 
-WATERMARKS = 110
+WATERMARKS = 115
 
 
 def sql_below(folder: Path, version: int) -> Path:
@@ -55,9 +55,9 @@ def upgrade_keeps_the_candles(tmp_path: Path, dsn: str) -> None:
         assert_all_views(conn, trades)
         columns = view_columns(conn)
     applied = migrate(dsn)
-    assert [n for n in applied if n.startswith("0110")] in (
-        ["0110_candles_complete.sql"],
-        ["0110_candles_complete.apache.sql"],
+    assert [n for n in applied if n.startswith("0115")] in (
+        ["0115_candles_complete.sql"],
+        ["0115_candles_complete.apache.sql"],
     )
     with open_autocommit(dsn) as conn:
         assert view_columns(conn) == columns

@@ -1,6 +1,6 @@
 """Per-(exchange, symbol) watermarks: the exchange time up to which everything is committed.
 
-The candle views (sql/0110) show a candle only when its end is at or below its symbol's
+The candle views (sql/0115) show a candle only when its end is at or below its symbol's
 watermark in `ingest_watermarks`, so a candle whose trades are still queued, spooled or in a
 batch that has not committed yet stays hidden until they are in (docs/candles.md).
 

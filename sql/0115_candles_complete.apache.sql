@@ -1,4 +1,4 @@
--- Apache edition variant of 0110_candles_complete.sql: the same ingest_watermarks table, and
+-- Apache edition variant of 0115_candles_complete.sql: the same ingest_watermarks table, and
 -- the views of 0105 (computed at query time from raw_trades) with the same completeness rule:
 -- a candle shows once its interval closed by the wall clock and, when its symbol has a row in
 -- ingest_watermarks, once its end is at or below that watermark.
