@@ -319,8 +319,8 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     ("no channel", '{"arg":{"instId":"BTC-USDT"},"data":[]}', "data frame without a string 'arg.channel'"),
     (
         "unknown channel",
-        _edit("trades_spot.json", lambda f: f["arg"].update(channel="trades-all")),
-        "unknown channel 'trades-all'",
+        _edit("trades_spot.json", lambda f: f["arg"].update(channel="trades-some")),
+        "unknown channel 'trades-some'",
     ),
     (
         "data not list",

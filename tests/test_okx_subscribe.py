@@ -25,10 +25,31 @@ def test_public_and_business_connections_with_default_channels() -> None:
                 '{"op":"subscribe","args":[{"channel":"trades","instId":"BTC-USDT"},'
                 '{"channel":"books5","instId":"BTC-USDT"},{"channel":"tickers","instId":"BTC-USDT"}]}',
             ),
+            carries_trades=True,
         ),
         Subscription(
             URLS["business"],
             ('{"op":"subscribe","args":[{"channel":"candle1m","instId":"BTC-USDT"}]}',),
+        ),
+    ]
+
+
+def test_trades_all_goes_to_business_beside_the_candles() -> None:
+    subs = OkxAdapter().subscriptions("BTC-USDT", ALL, {"trades": "trades-all"}, URLS)
+    assert subs == [
+        Subscription(
+            URLS["business"],
+            (
+                '{"op":"subscribe","args":[{"channel":"trades-all","instId":"BTC-USDT"},'
+                '{"channel":"candle1m","instId":"BTC-USDT"}]}',
+            ),
+            carries_trades=True,
+        ),
+        Subscription(
+            URLS["public"],
+            (
+                '{"op":"subscribe","args":[{"channel":"books5","instId":"BTC-USDT"},{"channel":"tickers","instId":"BTC-USDT"}]}',
+            ),
         ),
     ]
 

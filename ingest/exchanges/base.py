@@ -36,10 +36,13 @@ class Control:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """One connection to open: its URL and the text frames to send right after connecting."""
+    """One connection to open: its URL and the text frames to send right after connecting.
+
+    carries_trades: the connection streams the symbol's trades (gap filling watches it)."""
 
     url: str
     messages: tuple[str, ...]
+    carries_trades: bool = False
 
 
 @dataclass(slots=True)

@@ -37,13 +37,21 @@ class TradeGenerator(Stream):
     """
 
     def __init__(
-        self, inst_id: str, *, trades_per_message: int, chunk_trades: int, limit: int | None
+        self,
+        inst_id: str,
+        *,
+        trades_per_message: int,
+        chunk_trades: int,
+        limit: int | None,
+        channel: str = "trades",
     ) -> None:
         if not _INST_ID.fullmatch(inst_id):
             raise ConfigError(f"simulator symbol {inst_id!r} is not an OKX instId like BTC-USDT")
         if trades_per_message < 1:
             raise ConfigError("trades_per_message must be at least 1")
-        super().__init__("trades", inst_id)
+        if channel not in TRADE_CHANNELS:
+            raise ConfigError(f"simulator trade channel {channel!r}: use one of {', '.join(TRADE_CHANNELS)}")
+        super().__init__(channel, inst_id)
         self._per = trades_per_message
         # Whole messages per chunk, so a message never straddles two chunks (and two ts).
         self._chunk = max(1, chunk_trades // trades_per_message) * trades_per_message
@@ -51,7 +59,7 @@ class TradeGenerator(Stream):
         self._next_id = 1
         self._chunk_ts: list[tuple[int, int]] = []  # (first trade id, ts) per chunk
         self._carry: list[str] = []  # trades of a message split by an id-width boundary
-        self._prefix = '{"arg":{"channel":"trades","instId":"' + inst_id + '"},"data":['
+        self._prefix = '{"arg":{"channel":"' + channel + '","instId":"' + inst_id + '"},"data":['
 
     def extend(self) -> bool:
         """Build the next chunk of messages; False once `limit` trades were built."""
@@ -69,10 +77,10 @@ class TradeGenerator(Stream):
         while lo < first + n:  # runs of trade ids with the same number of digits
             hi = min(first + n, 10 ** len(str(lo)))
             if self._per == 1:
-                self.frames += _single_trade_frames(self.inst_id, ts, lo, hi)
+                self.frames += _single_trade_frames(self.channel, self.inst_id, ts, lo, hi)
             else:
                 final = self._limit is not None and hi - 1 == self._limit
-                self._add_grouped(_trade_texts(self.inst_id, ts, lo, hi), final)
+                self._add_grouped(_trade_texts(self.channel, self.inst_id, ts, lo, hi), final)
             lo = hi
         if self._per == 1:
             self.counts += [1] * n
@@ -93,8 +101,17 @@ class TradeGenerator(Stream):
 
     def trades_in(self, first: int, stop: int) -> list[SentTrade]:
         """Rebuild the trades of absolute frames [first, stop) from their ids."""
-        lo = 1 + first * self._per
-        hi = min(1 + stop * self._per, self._next_id)
+        return self.trades_by_id(1 + first * self._per, 1 + stop * self._per)
+
+    def published(self) -> int:
+        """The id of the newest trade handed out (0: none yet): what the exchange has published,
+        whether a client received it or not."""
+        return min(self.pos * self._per, self._next_id - 1)
+
+    def trades_by_id(self, lo: int, hi: int) -> list[SentTrade]:
+        """Trades with ids lo .. hi-1 (never past the last one built), rebuilt from their ids."""
+        lo = max(1, lo)
+        hi = min(hi, self._next_id)
         starts = [c[0] for c in self._chunk_ts]
         out: list[SentTrade] = []
         inst = self.inst_id
@@ -124,39 +141,61 @@ def _cycles(lo: int) -> tuple[Iterator[str], Iterator[str]]:
     return prices, sizes
 
 
-def _trade_json(inst_id: str, side: str, ts: int) -> str:
-    """A %-template of one trade object (tradeId, px, sz, seqId left open)."""
-    return (
-        '{"instId":"' + inst_id + '","tradeId":"%s","px":"%s","sz":"%s","side":"' + side
-        + '","ts":"' + str(ts) + '","count":"1","source":"0","seqId":%s}'
-    )  # fmt: skip
+# The channels a generated trade stream can answer on: OKX's `trades` pushes one object per
+# taker order and price with `count` and `seqId` (each generated trade is one fill: count 1);
+# `trades-all` (on /ws/v5/business) one object per fill, without them.
+TRADE_CHANNELS = ("trades", "trades-all")
 
 
-def _trade_texts(inst_id: str, ts: int, lo: int, hi: int) -> list[str]:
+def _trade_json(channel: str, inst_id: str, side: str, ts: int) -> str:
+    """A %-template of one trade object (tradeId, px, sz and, for `trades`, seqId left open)."""
+    head = (
+        '{"instId":"'
+        + inst_id
+        + '","tradeId":"%s","px":"%s","sz":"%s","side":"'
+        + side
+        + '","ts":"'
+        + str(ts)
+    )
+    if channel == "trades-all":
+        return head + '","source":"0"}'
+    return head + '","count":"1","source":"0","seqId":%s}'
+
+
+def _fields(
+    channel: str, ids: list[str], prices: Iterator[str], sizes: Iterator[str]
+) -> Iterator[tuple[str, ...]]:
+    """The %-arguments of each trade's template: the id twice for `trades` (tradeId, seqId)."""
+    if channel == "trades-all":
+        return zip(ids, prices, sizes, strict=False)
+    return zip(ids, prices, sizes, ids, strict=False)
+
+
+def _trade_texts(channel: str, inst_id: str, ts: int, lo: int, hi: int) -> list[str]:
     """JSON texts of trades lo..hi-1, built by C-level map() calls (no per-trade Python)."""
-    templates = [_trade_json(inst_id, side, ts) for side in _SIDES]
+    templates = [_trade_json(channel, inst_id, side, ts) for side in _SIDES]
     ids = list(map(str, range(lo, hi)))
     # the side of trade i is _SIDES[(i >> 3) & 1]: period 16
     side_templates = itertools.cycle([templates[(i >> 3) & 1] for i in range(lo, lo + 16)])
     prices, sizes = _cycles(lo)
-    return list(map(operator.mod, side_templates, zip(ids, prices, sizes, ids, strict=False)))
+    return list(map(operator.mod, side_templates, _fields(channel, ids, prices, sizes)))
 
 
-def _single_trade_frames(inst_id: str, ts: int, lo: int, hi: int) -> list[bytes]:
+def _single_trade_frames(channel: str, inst_id: str, ts: int, lo: int, hi: int) -> list[bytes]:
     """Complete WebSocket frames for trades lo..hi-1 (same id width), one trade each.
 
     Within the run every field has a fixed width except the side, so the frame header is
     baked into one template per side and a frame costs one C-level % and one encode.
     """
-    prefix = '{"arg":{"channel":"trades","instId":"' + inst_id + '"},"data":['
-    bodies = [prefix + _trade_json(inst_id, side, ts) + "]}" for side in _SIDES]
+    prefix = '{"arg":{"channel":"' + channel + '","instId":"' + inst_id + '"},"data":['
+    bodies = [prefix + _trade_json(channel, inst_id, side, ts) + "]}" for side in _SIDES]
     width = len(str(lo))
-    sample = ("0" * width, _PRICES[0], _SIZES[0], "0" * width)
+    sample = next(_fields(channel, ["0" * width], iter(_PRICES), iter(_SIZES)))
     templates = [_header(len(body % sample)) + body for body in bodies]
     ids = list(map(str, range(lo, hi)))
     side_templates = itertools.cycle([templates[(i >> 3) & 1] for i in range(lo, lo + 16)])
     prices, sizes = _cycles(lo)
-    texts = map(operator.mod, side_templates, zip(ids, prices, sizes, ids, strict=False))
+    texts = map(operator.mod, side_templates, _fields(channel, ids, prices, sizes))
     return list(map(operator.methodcaller("encode", "latin-1"), texts))
 
 

@@ -46,7 +46,7 @@ def okx_instrument(symbol: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _response(status: HTTPStatus, body: bytes, extra: dict[str, str] | None = None) -> Response:
+def json_response(status: HTTPStatus, body: bytes, extra: dict[str, str] | None = None) -> Response:
     headers = Headers({"Content-Type": "application/json", "Content-Length": str(len(body))})
     headers["Connection"] = "close"
     for name, value in (extra or {}).items():
@@ -76,9 +76,9 @@ class InstrumentsEndpoint:
         if self._faults:
             status, headers = self._faults.popleft()
             body = orjson.dumps({"code": "50011", "msg": status.phrase, "data": []})
-            return _response(status, body, headers)
+            return json_response(status, body, headers)
         if inst_type not in INSTRUMENT_TYPES:
             body = orjson.dumps({"code": "51000", "msg": "Parameter instType error", "data": []})
-            return _response(HTTPStatus.BAD_REQUEST, body)
+            return json_response(HTTPStatus.BAD_REQUEST, body)
         data = [i for i in self._instruments if i["instType"] == inst_type]
-        return _response(HTTPStatus.OK, orjson.dumps({"code": "0", "msg": "", "data": data}))
+        return json_response(HTTPStatus.OK, orjson.dumps({"code": "0", "msg": "", "data": data}))

@@ -12,6 +12,7 @@ import math
 from collections import Counter
 
 from ingest.simulator.client import Client
+from ingest.simulator.generator import TradeGenerator
 from ingest.simulator.settings import SimulatorSettings
 from ingest.simulator.streams import SentTrade, Stream
 
@@ -51,6 +52,7 @@ class Pump:
                 (stream, writers)
                 for key, stream in self._streams.items()
                 if (writers := [c for c in self._subscribers.get(key, ()) if c.writable()])
+                or (s.live and isinstance(stream, TradeGenerator))
             ]
             if not active:
                 idle = True
@@ -80,8 +82,9 @@ class Pump:
         await self._wake.wait()
 
     def _send(self, stream: Stream, writers: list[Client], max_units: int) -> int:
-        """Write up to `max_units` (trades, or messages for non-trade streams); units used."""
-        per_frame = max(1, self.settings.trades_per_message) if stream.channel == "trades" else 1
+        """Write up to `max_units` (trades, or messages for non-trade streams); units used.
+        Without writers (a live stream nobody listens to) the trades are published unread."""
+        per_frame = max(1, self.settings.trades_per_message) if isinstance(stream, TradeGenerator) else 1
         data, first, frames, trades = stream.take(max(1, max_units // per_frame))
         if frames == 0:
             return 0

@@ -6,7 +6,10 @@ Subscribed books5/tickers without a recording get generated pushes around the la
 price (ingest.simulator.feed). Fault controls: idle close (4004), notice 64008 then close,
 forced disconnect, malformed frames, ignored pings. Every trade (and, with record=True,
 every generated book/ticker push) handed to a socket is recorded for value checks.
-The same port answers OKX's REST GET /api/v5/public/instruments (ingest.simulator.instruments).
+The same port answers OKX's REST GET /api/v5/public/instruments (ingest.simulator.instruments)
+and the trade history, /api/v5/market/trades and /history-trades (ingest.simulator.history).
+With settings.live, trades are published on the clock whether anyone listens (a client that
+was away finds them in the REST history).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from ingest.exchanges.okx.channels import CANDLE_CHANNELS, PUBLIC_CHANNELS
 from ingest.simulator import wire
 from ingest.simulator.client import Client
 from ingest.simulator.feed import QUOTE_CHANNELS, QuoteFeed, SentQuote, log_feed_failure
-from ingest.simulator.generator import TradeGenerator
+from ingest.simulator.generator import TRADE_CHANNELS, TradeGenerator
+from ingest.simulator.history import TradeHistoryEndpoint
 from ingest.simulator.instruments import InstrumentsEndpoint
 from ingest.simulator.pump import Pump, log_pump_failure
 from ingest.simulator.replay import load_replay
@@ -65,6 +69,8 @@ class OkxSimulator:
         self._feeds: dict[Client, QuoteFeed] = {}
         # REST: GET /api/v5/public/instruments on the same port (plain HTTP, no upgrade).
         self.instruments = InstrumentsEndpoint(self.settings.symbols + self.settings.extra_symbols)
+        # REST: the trade history the streams publish (GET /api/v5/market/[history-]trades).
+        self.history = TradeHistoryEndpoint(self.settings, self._trade_stream)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -73,6 +79,8 @@ class OkxSimulator:
         s = self.settings
         if s.books_per_second < 0 or s.tickers_per_second < 0:
             raise ConfigError("books_per_second and tickers_per_second must be >= 0 (0 disables)")
+        if s.live and s.rate is None:
+            raise ConfigError("a live simulator publishes trades on the clock: give it a rate")
         per_symbol = _split(s.total, len(s.symbols))
         chunk = s.chunk_trades
         if s.rate is not None:
@@ -87,9 +95,10 @@ class OkxSimulator:
                 # trimmed) and building a chunk costs ~1 us per trade, far below sending.
                 chunk_trades=chunk,
                 limit=limit,
+                channel=s.trades_channel,
             )
             gen.extend()
-            self._streams[("trades", symbol)] = gen
+            self._streams[(s.trades_channel, symbol)] = gen
         if s.replay is not None:
             for stream in load_replay(s.replay):
                 # A recording wins over generated trades for the same (channel, instId).
@@ -229,6 +238,8 @@ class OkxSimulator:
             return None
         if self.instruments.handles(request):
             return self.instruments.respond(request)
+        if self.history.handles(request):
+            return self.history.respond(request)
         return connection.respond(HTTPStatus.NOT_FOUND, "use /ws/v5/public or /ws/v5/business\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -310,7 +321,7 @@ class OkxSimulator:
 
     def _refusal(self, path: str, channel: str, inst_id: str) -> tuple[str, str] | None:
         where = f"channel:{channel},instId:{inst_id}"
-        if channel in CANDLE_CHANNELS:
+        if channel in CANDLE_CHANNELS or channel == "trades-all":
             if path != BUSINESS_PATH:
                 return "60018", f"Wrong URL or {where} doesn't exist. Please use the correct URL."
         elif channel in PUBLIC_CHANNELS:
@@ -332,7 +343,7 @@ class OkxSimulator:
             return
         k = self.settings.resend_on_resubscribe
         if stream.ever_subscribed and k > 0 and len(subs) == 1:
-            per_frame = max(1, self.settings.trades_per_message) if key[0] == "trades" else 1
+            per_frame = max(1, self.settings.trades_per_message) if key[0] in TRADE_CHANNELS else 1
             back = stream.rewind(math.ceil(k / per_frame))
             self.counters["resent_frames"] += back
         stream.ever_subscribed = True
@@ -362,11 +373,21 @@ class OkxSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await feed.task
 
+    def _trade_stream(self, inst_id: str) -> TradeGenerator | None:
+        stream = self._streams.get((self.settings.trades_channel, inst_id))
+        return stream if isinstance(stream, TradeGenerator) else None
+
     def _last_trade(self, inst_id: str) -> tuple[str, str]:
-        stream = self._streams.get(("trades", inst_id))
-        if isinstance(stream, TradeGenerator):
+        stream = self._trade_stream(inst_id)
+        if stream is not None:
             return stream.last_trade()
         return DEFAULT_LAST_TRADE  # replayed or extra symbols: no generated price to follow
+
+    def published_trades(self, inst_id: str) -> list[SentTrade]:
+        """Every trade of `inst_id` the exchange published so far, oldest first (received by a
+        client or not): what a complete history holds."""
+        stream = self._trade_stream(inst_id)
+        return [] if stream is None else stream.trades_by_id(1, stream.published() + 1)
 
     async def _error(self, client: Client, code: str, msg: str) -> None:
         self.counters["errors"] += 1

@@ -35,3 +35,15 @@ class SimulatorSettings:
     books_per_second: float = 10.0
     tickers_per_second: float = 1.0
     extra_symbols: tuple[str, ...] = field(default=())  # accepted for subscribe, no generated data
+    # The channel generated trades answer on: "trades" (/ws/v5/public, one push per taker order
+    # and price) or "trades-all" (/ws/v5/business, one push per fill). One of the two per run.
+    trades_channel: str = "trades"
+    # live: trades are published on the clock (at `rate`) whether anyone is subscribed or not,
+    # like a real exchange; what a client missed is in the REST history. Needs `rate`.
+    live: bool = False
+    # REST history (GET /api/v5/market/history-trades, /market/trades): the newest N published
+    # trades of each symbol are kept (OKX keeps about three months); older ones are gone.
+    history_trades: int = 1_000_000
+    # OKX's limits per IP: 20 requests per 2 s for history-trades, 100 per 2 s for trades.
+    history_requests_per_2s: int = 20
+    trades_requests_per_2s: int = 100

@@ -1,7 +1,14 @@
 """Which OKX v5 channel carries which data type, and which endpoint serves it.
 
-Candle channels exist only on /ws/v5/business; trades, books5 and tickers on /ws/v5/public.
-Subscribing to a candle channel on /public is answered with error 60018.
+Candle channels and trades-all exist only on /ws/v5/business; trades, books5 and tickers on
+/ws/v5/public. Subscribing to a candle channel on /public is answered with error 60018.
+
+Trades come from one of two channels (docs/collector.md, "Which trade channel"):
+- `trades` (/public): one push per taker order and price, `count` fills aggregated; its
+  tradeId is the LAST fill's id (a push with count c covers fills tradeId-c+1 .. tradeId:
+  consecutive pushes of recorded OKX traffic show it: 613 count 2, then 614 count 1).
+- `trades-all` (/business): one push per fill, as the REST history lists them, so live and
+  gap-filled rows have the same granularity. config/okx.json uses it.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ PUBLIC_CHANNELS: frozenset[str] = frozenset({"trades", "books5", "tickers"})
 # Only channels the parser understands: books5 is a full snapshot on every push, so no
 # local book state is needed (incremental `books` would need seqId chaining and is refused).
 ALLOWED_CHANNELS: dict[DataType, frozenset[str]] = {
-    DataType.TRADE: frozenset({"trades"}),
+    DataType.TRADE: frozenset({"trades", "trades-all"}),
     DataType.ORDERBOOK: frozenset({"books5"}),
     DataType.TICKER: frozenset({"tickers"}),
     DataType.CANDLE: frozenset(CANDLE_CHANNELS),
@@ -50,6 +57,9 @@ PUBLIC_URL_KEY = "public"
 BUSINESS_URL_KEY = "business"
 
 
+BUSINESS_CHANNELS: frozenset[str] = frozenset({"trades-all", *CANDLE_CHANNELS})
+
+
 def url_key(channel: str) -> str:
     """Key of the `urls` mapping whose endpoint serves `channel`."""
-    return BUSINESS_URL_KEY if channel in CANDLE_CHANNELS else PUBLIC_URL_KEY
+    return BUSINESS_URL_KEY if channel in BUSINESS_CHANNELS else PUBLIC_URL_KEY

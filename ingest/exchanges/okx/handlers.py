@@ -277,7 +277,13 @@ def _candle(where: str, interval: str, symbol: str, values: object) -> MarketRow
 
 def build_handlers() -> dict[str, Handler]:
     """The channel -> handler table used by the parser."""
-    handlers: dict[str, Handler] = {"trades": trades, "books5": books5, "tickers": tickers}
+    # trades-all pushes one object per fill, the fields of `trades` without count (one fill).
+    handlers: dict[str, Handler] = {
+        "trades": trades,
+        "trades-all": trades,
+        "books5": books5,
+        "tickers": tickers,
+    }
     for channel, interval in CANDLE_CHANNELS.items():
         handlers[channel] = partial(candles, interval)
     return handlers

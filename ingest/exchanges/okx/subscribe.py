@@ -80,6 +80,7 @@ def build_subscriptions(
             f"unknown okx channels key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known_keys))}"
         )
     by_url: dict[str, list[dict[str, str]]] = {}
+    trade_urls: set[str] = set()
     for data_type in dict.fromkeys(data_types):  # drop duplicates, keep order
         channel = resolve_channel(data_type, channels)
         key = url_key(channel)
@@ -90,4 +91,9 @@ def build_subscriptions(
                 f"(config keys: {PUBLIC_URL_KEY}, {BUSINESS_URL_KEY})"
             )
         by_url.setdefault(url, []).append({"channel": channel, "instId": symbol})
-    return [Subscription(url, subscribe_messages(args)) for url, args in by_url.items()]
+        if data_type is DataType.TRADE:
+            trade_urls.add(url)
+    return [
+        Subscription(url, subscribe_messages(args), carries_trades=url in trade_urls)
+        for url, args in by_url.items()
+    ]
