@@ -49,6 +49,8 @@ class CollectorStatistics:
     dead_letters: int = 0  # refused frames or items kept as dead letters
     dead_letters_dropped: int = 0  # refused, over the per-hour cap: counted, not kept
     messages_too_big: int = 0  # messages over max_message_bytes (connection closed with 1009)
+    handovers: int = 0  # RECONNECT_SOON switches to a replacement connection (make before break)
+    handover_failures: int = 0  # replacements that could not be opened or subscribed
 
     def as_dict(self, now: float) -> dict[str, Any]:
         """The spec's `statistics` dictionary (plus rows_received and callback counters)."""
@@ -68,6 +70,8 @@ class CollectorStatistics:
             "dead_letters": self.dead_letters,
             "dead_letters_dropped": self.dead_letters_dropped,
             "messages_too_big": self.messages_too_big,
+            "handovers": self.handovers,
+            "handover_failures": self.handover_failures,
             "callbacks": {
                 "calls": self.callback_calls,
                 "errors": self.callback_errors,

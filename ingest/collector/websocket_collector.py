@@ -11,7 +11,9 @@ Reconnects use jittered exponential backoff from reconnect_delay capped at
 max_reconnect_delay. After `max_reconnect_attempts` consecutive failures the collector
 gives up (status "error") unless auto_restart is on, in which case it keeps trying at
 the capped delay. A connection that delivered frames resets the failure count and is
-re-opened at once when it drops; a RECONNECT_SOON notice re-opens it proactively.
+re-opened at once when it drops. A RECONNECT_SOON notice (the exchange will close this
+connection) is make before break: the replacement is opened and subscribed while the old
+connection is still read, and the old one is closed once a trade arrived on both (handover.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -29,12 +32,14 @@ from websockets.frames import CloseCode
 from ingest.collector.base import BaseDataCollector
 from ingest.collector.batch_receiver import BatchClientConnection, connect
 from ingest.collector.dead_letters import DeadLetterCap, dead_letter
+from ingest.collector.handover import HANDOVER_OVERLAP, Overlap
 from ingest.collector.params import CollectorParams
 from ingest.collector.sink import RowSink
 from ingest.errors import ExchangeError
 from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Subscription
 from ingest.model import ExchangeCollectorConfig
 from ingest.redact import redact_text
+from ingest.rows import Row
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ MAX_QUEUE = 4096
 # queue may exceed its capacity by one put).
 MAX_BATCH_FRAMES = 1024
 _RECONNECT_SOON = "exchange announced a reconnect"
+_CONNECT_ERRORS = (OSError, TimeoutError, InvalidHandshake, InvalidURI)
 
 
 @dataclass(slots=True, eq=False)
@@ -62,6 +68,8 @@ class _Session:
     end_reason: str = ""
     oversize_head: bytes = b""  # first bytes of a message refused for its size (1009)
     putting_since: float | None = None  # the reader waits in the sink's put() since then
+    moving: asyncio.Event = field(default_factory=asyncio.Event)  # RECONNECT_SOON received
+    on_rows: Callable[[Sequence[Row]], None] | None = None  # during a switch: Overlap's
 
     def keep_oversize_head(self, head: bytes, _declared_length: int) -> None:
         self.oversize_head = head
@@ -133,17 +141,8 @@ class WebSocketCollector(BaseDataCollector):
                 if self._stopping.is_set():
                     return
             try:
-                ws = await connect(
-                    sub.url,
-                    open_timeout=OPEN_TIMEOUT,
-                    close_timeout=CLOSE_TIMEOUT,
-                    max_queue=MAX_QUEUE,
-                    max_size=self.params.max_message_bytes,
-                    # No permessage-deflate: CPU, not bandwidth, limits the collector, and
-                    # without an extension frames take the fast scan (frame_scan.py).
-                    compression=None,
-                )
-            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+                ws = await self._connect(sub.url)
+            except _CONNECT_ERRORS as exc:
                 failures += 1
                 self._connect_failed(sub.url, failures, exc)
                 continue
@@ -152,16 +151,9 @@ class WebSocketCollector(BaseDataCollector):
                 with contextlib.suppress(Exception):
                     await ws.close()
                 return
-            ws.receive_linger = self.params.receive_linger
-            session = _Session(ws)
-            ws.on_oversize = session.keep_oversize_head
-            self._sessions.add(session)
             try:
-                await self._session(session, sub)
+                session = await self._session(self._new_session(ws), sub)
             finally:
-                self._sessions.discard(session)
-                with contextlib.suppress(Exception):
-                    await ws.close()
                 self.stats.connected_mono = None
             if not self._should_run or session.end_reason == "stopping":
                 return
@@ -176,6 +168,26 @@ class WebSocketCollector(BaseDataCollector):
             if failures:
                 self._connect_failed(sub.url, failures, None)
 
+    async def _connect(self, url: str) -> BatchClientConnection:
+        """Open a connection; raises one of _CONNECT_ERRORS."""
+        return await connect(
+            url,
+            open_timeout=OPEN_TIMEOUT,
+            close_timeout=CLOSE_TIMEOUT,
+            max_queue=MAX_QUEUE,
+            max_size=self.params.max_message_bytes,
+            # No permessage-deflate: CPU, not bandwidth, limits the collector, and
+            # without an extension frames take the fast scan (frame_scan.py).
+            compression=None,
+        )
+
+    def _new_session(self, ws: BatchClientConnection) -> _Session:
+        ws.receive_linger = self.params.receive_linger
+        session = _Session(ws)
+        ws.on_oversize = session.keep_oversize_head
+        self._sessions.add(session)
+        return session
+
     def _connect_failed(self, url: str, failures: int, exc: BaseException | None) -> None:
         detail = f"{type(exc).__name__}: {exc}" if exc is not None else "closed before any frame"
         message = redact_text(f"connection to {url} failed ({failures} in a row): {detail}")
@@ -185,7 +197,24 @@ class WebSocketCollector(BaseDataCollector):
         if failures >= self.params.max_reconnect_attempts and not self.config.auto_restart:
             raise ExchangeError(f"{self.name}: giving up after {failures} failed connections")
 
-    async def _session(self, session: _Session, sub: Subscription) -> None:
+    async def _session(self, session: _Session, sub: Subscription) -> _Session:
+        """Subscribe and read `session` to its end; after a RECONNECT_SOON, its replacement
+        in turn (make before break, _switch). Returns the session that ended last."""
+        async with asyncio.TaskGroup() as readers:
+            reader = readers.create_task(self._reader(session, sub), name=f"{self.name}-read")
+            while (switched := await self._switch(session, reader, sub, readers)) is not None:
+                session, reader = switched
+        return session
+
+    async def _reader(self, session: _Session, sub: Subscription) -> None:
+        try:
+            await self._subscribe_and_read(session, sub)
+        finally:
+            self._sessions.discard(session)
+            with contextlib.suppress(Exception):
+                await session.ws.close()
+
+    async def _subscribe_and_read(self, session: _Session, sub: Subscription) -> None:
         ws = session.ws
         try:
             for message in sub.messages:
@@ -207,6 +236,96 @@ class WebSocketCollector(BaseDataCollector):
             # asyncio.wait: unlike `suppress(CancelledError): await keepalive`, it does not
             # swallow a cancel aimed at this task (the collector being stopped).
             await asyncio.wait({keepalive})
+
+    # -- make before break (RECONNECT_SOON) --------------------------------------------------
+    async def _switch(
+        self, old: _Session, reader: asyncio.Task[None], sub: Subscription, readers: asyncio.TaskGroup
+    ) -> tuple[_Session, asyncio.Task[None]] | None:
+        """Wait until `old` ends (None) or is told to move: then open and subscribe a
+        replacement, read both until a trade arrived on both (handover.py), close `old` and
+        return the replacement and its reader. Without a replacement, `old` is read to its
+        end and None returned (the connection loop then reconnects as after any close)."""
+        told = asyncio.ensure_future(old.moving.wait())
+        try:
+            await asyncio.wait({reader, told}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            told.cancel()
+        if reader.done() or self._stopping.is_set():
+            await asyncio.wait({reader})
+            return None
+        try:
+            ws = await self._connect(sub.url)
+        except _CONNECT_ERRORS as exc:
+            self._switch_failed(sub.url, f"{type(exc).__name__}: {exc}")
+            await asyncio.wait({reader})
+            return None
+        if self._stopping.is_set():
+            with contextlib.suppress(Exception):
+                await ws.close()
+            await asyncio.wait({reader})
+            return None
+        new = self._new_session(ws)
+        successor = readers.create_task(self._reader(new, sub), name=f"{self.name}-read")
+        if not await self._overlap(old, reader, new, successor, sub.url):
+            await asyncio.wait({reader})
+            return None
+        return new, successor
+
+    async def _overlap(
+        self,
+        old: _Session,
+        reader: asyncio.Task[None],
+        new: _Session,
+        successor: asyncio.Task[None],
+        url: str,
+    ) -> bool:
+        """Read both connections until a trade arrived on both, the exchange closes the old one
+        or HANDOVER_OVERLAP passes; then close the old one (its reader still takes every frame
+        sent before the close). False: the replacement ended first, the old one goes on."""
+        overlap = Overlap()
+        old.on_rows, new.on_rows = overlap.old_delivered, overlap.new_delivered
+        began = time.monotonic()
+        found = asyncio.ensure_future(overlap.found.wait())
+        try:
+            await asyncio.wait(
+                {reader, successor, found}, timeout=HANDOVER_OVERLAP, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            found.cancel()
+            old.on_rows = new.on_rows = None
+        log = logger.info
+        if overlap.found.is_set():
+            until = "a trade arrived on both"
+        elif reader.done():
+            # Rows between the old one's last and the new one's first may be on neither.
+            until = "the exchange closed the old one before a trade arrived on both"
+            log = logger.warning
+        elif successor.done():
+            if not self._stopping.is_set():
+                self._switch_failed(url, new.end_reason or "closed")
+            return False
+        else:
+            until = f"{HANDOVER_OVERLAP:.0f}s passed without a trade on both"
+        if not reader.done():
+            old.end_reason = "replaced by a new connection"
+            with contextlib.suppress(Exception):
+                await old.ws.close()
+            await asyncio.wait({reader})
+        self.stats.handovers += 1
+        log(
+            "%s: switched to a new connection to %s after %.3fs of reading both, once %s",
+            self.name,
+            url,
+            time.monotonic() - began,
+            until,
+        )
+        return True
+
+    def _switch_failed(self, url: str, detail: str) -> None:
+        self.stats.handover_failures += 1
+        self.stats.errors += 1
+        self.stats.last_error = redact_text(f"replacement connection to {url} failed: {detail}")
+        logger.warning("%s: %s; reading the old connection to its end", self.name, self.stats.last_error)
 
     async def _keepalive(self, session: _Session) -> None:
         # Ping after ping_interval without receiving anything, and also after ping_interval
@@ -277,6 +396,8 @@ class WebSocketCollector(BaseDataCollector):
             if rows:
                 stats.rows_received += len(rows)
                 stats.last_data_mono = now
+                if session.on_rows is not None:  # a switch is under way (_switch)
+                    session.on_rows(rows)
                 try:
                     await put(rows, ws.batch_since)
                 except BaseException as exc:
@@ -293,16 +414,12 @@ class WebSocketCollector(BaseDataCollector):
                 if callbacks.wanted:
                     callbacks.offer(r for r in rows if callbacks.accepts(r))
             session.putting_since = None
-            # Every frame of the batch is handled first: a reconnect notice loses nothing.
-            reconnect = False
             for control in parsed.controls:
-                reconnect = self._on_control(control, now) or reconnect
-            if reconnect:
-                session.end_reason = _RECONNECT_SOON
-                return
+                if self._on_control(control, now):
+                    session.moving.set()  # reading goes on: _switch opens the replacement
 
     def _on_control(self, control: Control, now: float) -> bool:
-        """Act on a control frame; True means: close this connection and reconnect now."""
+        """Act on a control frame; True means: replace this connection (make before break)."""
         kind = control.kind
         if kind is ControlKind.PONG:
             self.stats.last_heartbeat_mono = now

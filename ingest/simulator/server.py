@@ -20,6 +20,7 @@ import itertools
 import logging
 import math
 from collections import Counter
+from collections.abc import Collection
 from http import HTTPStatus
 
 import orjson
@@ -197,10 +198,12 @@ class OkxSimulator:
         self.counters["forced_disconnects"] += len(clients)
         return len(clients)
 
-    async def notice_and_close(self, delay: float = 0.1) -> None:
-        """Send notice 64008 to every client, then close them after `delay` seconds."""
+    async def notice_and_close(self, delay: float = 0.1, *, sparing: Collection[str] = ()) -> None:
+        """Send notice 64008 to every client, then close them after `delay` seconds.
+
+        `sparing`: connection ids (the connId of their subscribe acks) left alone."""
         msg = "The connection will soon be closed for a service upgrade. Please reconnect."
-        clients = [c for c in self._clients if c.writable()]
+        clients = [c for c in self._clients if c.writable() and c.conn_id not in sparing]
         for client in clients:
             with contextlib.suppress(ConnectionClosed):
                 await client.ws.send(wire.notice(NOTICE_RECONNECT, msg, client.conn_id))
