@@ -1,9 +1,11 @@
 """What `tcpd run` runs: every collector of every exchange file, one writer, one process.
 
-Start order: writer (opens its pool without waiting for the database) -> collectors ->
-instrument loaders (ingest.instruments: in the background, never fatal) -> status loop.
+Start order: writer (opens its pool without waiting for the database) -> gap fillers
+(ingest.history, one per exchange) -> collectors -> instrument loaders (ingest.instruments: in
+the background, never fatal) -> status loop.
 Stop order, each step with a timeout: instrument loaders -> status loop -> collectors (sockets
-closed, frames already received still parsed and put) -> final status write -> writer
+closed, frames already received still parsed and put) -> gap fillers (fills in progress stop,
+their gaps stay open for the next start) -> final status write -> writer
 (drains its queue, commits, closes its pool). SIGINT/SIGTERM trigger the stop; a second
 SIGINT/SIGTERM cuts the remaining steps short (rows not committed by then are counted and
 logged as lost). The exit code is 0 when everything received was committed, 1 otherwise.
@@ -31,10 +33,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest.collector import BaseDataCollector, CollectorManager, ExchangeFactory
+from ingest.collector.continuity import TradeContinuity
 from ingest.collector.from_config import collector_configs
 from ingest.config import DatabaseFile, ExchangeFile, read_exchange_credentials
 from ingest.errors import ConfigError, TcpdError
+from ingest.history.from_config import gap_fillers
+from ingest.history.gapfill import GapFiller
 from ingest.instruments.from_config import instrument_refreshers
+from ingest.model import DataType
 from ingest.redact import redact_text
 from ingest.storage import CollectorStatusRow, CopyWriter
 from ingest.storage.dead_letter_retention import DeadLetterRetention
@@ -83,6 +89,7 @@ class IngestService:
         self._exchanges = list(exchanges)
         self._manager = CollectorManager()
         self._writer: CopyWriter | None = None
+        self._fillers: dict[str, GapFiller] = {}
         self._status_task: asyncio.Task[None] | None = None
         self._instruments = instrument_refreshers(database.database.conninfo(), self._exchanges)
         self._retention_task: asyncio.Task[None] | None = None
@@ -111,17 +118,23 @@ class IngestService:
             spool=self._database.spool,
             pool=self._database.database,
         )
-        collectors = [
-            ExchangeFactory.create_collector(config, writer)
-            for exchange in self._exchanges
-            for config in collector_configs(exchange)
-        ]
+        self._fillers = gap_fillers(self._database.database.conninfo(), self._exchanges, writer)
+        collectors = []
+        for exchange in self._exchanges:
+            for config in collector_configs(exchange):
+                filler = self._fillers.get(config.exchange)
+                continuity = None
+                if filler is not None and DataType.TRADE in config.data_types:
+                    continuity = TradeContinuity(filler, writer, config.exchange, config.symbol)
+                collectors.append(ExchangeFactory.create_collector(config, writer, continuity))
         if not collectors:
             raise ConfigError("no enabled trading pair in the exchange config files")
         for collector in collectors:
             self._manager.add_collector(collector)
         await writer.start()
         self._writer = writer
+        for filler in self._fillers.values():
+            await filler.start()
         await self._manager.start()
         for refresher in self._instruments:  # loads at once, then on its schedule; never fatal
             await refresher.start()
@@ -155,6 +168,9 @@ class IngestService:
             await asyncio.wait({retention_task}, timeout=CANCEL_GRACE)
         collectors = asyncio.create_task(self._manager.stop(), name="tcpd-stop-collectors")
         await self._step(collectors, COLLECTORS_STOP_TIMEOUT, "stopping the collectors")
+        # Fills in progress stop here; their gaps stay recorded and open (the next start goes
+        # on), and what they fetched is in the writer's queue, flushed below.
+        await asyncio.gather(*(filler.stop() for filler in self._fillers.values()))
         for collector in self._manager.collectors():
             s = collector.stats
             logger.info(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest.collector import BaseDataCollector, ExchangeFactory
+from ingest.collector.continuity import TradeContinuity
 from ingest.config import ExchangeFile
 from ingest.model import DataType, ExchangeCollectorConfig
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
@@ -75,6 +76,7 @@ def collector_for(
     store_raw_data: bool = False,
     auto_restart: bool = True,
     health_check_interval: float = 30.0,
+    continuity: TradeContinuity | None = None,
     **params: Any,
 ) -> BaseDataCollector:
     """A collector reading `symbol` from the simulator into `sink` (fast test timings)."""
@@ -93,7 +95,7 @@ def collector_for(
         store_raw_data=store_raw_data,
         custom_params=custom,
     )
-    return ExchangeFactory.create_collector(config, sink)
+    return ExchangeFactory.create_collector(config, sink, continuity)
 
 
 def trade_keys(trades: Sequence[TradeRow]) -> list[tuple[str, str, str, str, str, int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from ingest.collector.base import BaseDataCollector
+from ingest.collector.continuity import TradeContinuity
 from ingest.collector.params import parse_params
 from ingest.collector.sink import DiscardSink, RowSink
 from ingest.collector.websocket_collector import WebSocketCollector
@@ -19,11 +20,16 @@ class ExchangeFactory:
     """Creates collectors; generic code never names an exchange (the registry does)."""
 
     @staticmethod
-    def create_collector(config: ExchangeCollectorConfig, sink: RowSink | None = None) -> BaseDataCollector:
+    def create_collector(
+        config: ExchangeCollectorConfig,
+        sink: RowSink | None = None,
+        continuity: TradeContinuity | None = None,
+    ) -> BaseDataCollector:
         """Build a collector for `config`.
 
         Rows go to `sink`, else to `config.custom_params["sink"]`; with neither, rows
-        only reach data callbacks (a DiscardSink counts them). Raises ConfigError.
+        only reach data callbacks (a DiscardSink counts them). With `continuity`, the gaps
+        between its connections' trades are found and filled (docs/gaps.md). Raises ConfigError.
         """
         ExchangeFactory.validate_config(config)
         params = parse_params(config.exchange, config.symbol, config.custom_params)
@@ -35,7 +41,7 @@ class ExchangeFactory:
                 f"collector {params.name}: the sink must have an async put(rows) method, "
                 f"found {type(chosen).__name__}"
             )
-        return WebSocketCollector(config, params, get_adapter(config.exchange), chosen)
+        return WebSocketCollector(config, params, get_adapter(config.exchange), chosen, continuity)
 
     @staticmethod
     def create_multiple_collectors(

@@ -31,6 +31,7 @@ from websockets.frames import CloseCode
 
 from ingest.collector.base import BaseDataCollector
 from ingest.collector.batch_receiver import BatchClientConnection, connect
+from ingest.collector.continuity import SessionTrades, TradeContinuity
 from ingest.collector.dead_letters import DeadLetterCap, dead_letter
 from ingest.collector.handover import HANDOVER_OVERLAP, Overlap
 from ingest.collector.params import CollectorParams
@@ -70,6 +71,7 @@ class _Session:
     putting_since: float | None = None  # the reader waits in the sink's put() since then
     moving: asyncio.Event = field(default_factory=asyncio.Event)  # RECONNECT_SOON received
     on_rows: Callable[[Sequence[Row]], None] | None = None  # during a switch: Overlap's
+    trades: SessionTrades | None = None  # gap detection (continuity.py), if it carries trades
 
     def keep_oversize_head(self, head: bytes, _declared_length: int) -> None:
         self.oversize_head = head
@@ -84,10 +86,13 @@ class WebSocketCollector(BaseDataCollector):
         params: CollectorParams,
         adapter: ExchangeAdapter,
         sink: RowSink,
+        continuity: TradeContinuity | None = None,
     ) -> None:
         super().__init__(config, params)
         self._adapter = adapter
         self._sink = sink
+        self._continuity = continuity  # None: gaps are neither looked for nor filled
+        self._continuity_started = False
         # Pure computation (no I/O): fails early, with a ConfigError, on bad channels/URLs.
         self.subscriptions: list[Subscription] = adapter.subscriptions(
             config.symbol, config.data_types, params.channels, params.urls
@@ -95,6 +100,14 @@ class WebSocketCollector(BaseDataCollector):
         self._sessions: set[_Session] = set()
         self._stopping = asyncio.Event()  # wakes connection loops sleeping in backoff
         self._dead_letter_cap = DeadLetterCap(self.name, params.dead_letters_per_hour)
+
+    async def stop(self, force: bool = False) -> None:
+        try:
+            await super().stop(force)
+        finally:
+            if self._continuity is not None and self._continuity_started:
+                self._continuity_started = False
+                self._continuity.stop()
 
     def _sink_for_health(self) -> object:
         return self._sink
@@ -104,6 +117,9 @@ class WebSocketCollector(BaseDataCollector):
 
     async def _collect(self) -> None:
         self._stopping.clear()
+        if self._continuity is not None and not self._continuity_started:
+            self._continuity_started = True
+            self._continuity.start()
         async with asyncio.TaskGroup() as group:
             for sub in self.subscriptions:
                 group.create_task(self._connection_loop(sub))
@@ -152,7 +168,7 @@ class WebSocketCollector(BaseDataCollector):
                     await ws.close()
                 return
             try:
-                session = await self._session(self._new_session(ws), sub)
+                session = await self._session(self._new_session(ws, sub), sub)
             finally:
                 self.stats.connected_mono = None
             if not self._should_run or session.end_reason == "stopping":
@@ -181,9 +197,11 @@ class WebSocketCollector(BaseDataCollector):
             compression=None,
         )
 
-    def _new_session(self, ws: BatchClientConnection) -> _Session:
+    def _new_session(self, ws: BatchClientConnection, sub: Subscription) -> _Session:
         ws.receive_linger = self.params.receive_linger
         session = _Session(ws)
+        if sub.carries_trades and self._continuity is not None:
+            session.trades = self._continuity.opened()
         ws.on_oversize = session.keep_oversize_head
         self._sessions.add(session)
         return session
@@ -211,6 +229,8 @@ class WebSocketCollector(BaseDataCollector):
             await self._subscribe_and_read(session, sub)
         finally:
             self._sessions.discard(session)
+            if session.trades is not None and self._continuity is not None:
+                self._continuity.ended(session.trades)
             with contextlib.suppress(Exception):
                 await session.ws.close()
 
@@ -264,7 +284,7 @@ class WebSocketCollector(BaseDataCollector):
                 await ws.close()
             await asyncio.wait({reader})
             return None
-        new = self._new_session(ws)
+        new = self._new_session(ws, sub)
         successor = readers.create_task(self._reader(new, sub), name=f"{self.name}-read")
         if not await self._overlap(old, reader, new, successor, sub.url):
             await asyncio.wait({reader})
@@ -398,6 +418,8 @@ class WebSocketCollector(BaseDataCollector):
                 stats.last_data_mono = now
                 if session.on_rows is not None:  # a switch is under way (_switch)
                     session.on_rows(rows)
+                if session.trades is not None:  # before put: the gap check runs first
+                    self._continuity.seen(session.trades, rows)  # type: ignore[union-attr]
                 try:
                     await put(rows, ws.batch_since)
                 except BaseException as exc:

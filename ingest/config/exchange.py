@@ -76,6 +76,20 @@ class InstrumentSettings(StrictModel):
     timeout: PositiveFloat = 10.0
 
 
+class GapFillSettings(StrictModel):
+    """Gap filling from the exchange's REST trade history (docs/gaps.md): after every reconnect
+    and at start-up, the trades between the last one stored and the first one received live."""
+
+    enabled: bool = True
+    # None: as for instruments (the exchange's public REST host, or the simulator's port).
+    rest_url: HttpUrl | None = None
+    timeout: PositiveFloat = 10.0
+    # Seconds of REST failing before a gap is recorded as not filled for now (its candles
+    # show again); it is tried again every retry_interval seconds while the service runs.
+    give_up_after: Annotated[float, Field(ge=1)] = 300.0
+    retry_interval: Annotated[float, Field(ge=1)] = 600.0
+
+
 class TradingPair(StrictModel):
     """One symbol to collect, the data types wanted and the exchange channel for each."""
 
@@ -111,6 +125,7 @@ class ExchangeFile(StrictModel):
     connection: ConnectionSettings
     data_collection: DataCollectionSettings = DataCollectionSettings()
     instruments: InstrumentSettings = InstrumentSettings()
+    gap_fill: GapFillSettings = GapFillSettings()
     trading_pairs: Annotated[list[TradingPair], Field(min_length=1)]
 
     @field_validator("exchange")

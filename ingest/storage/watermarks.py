@@ -71,7 +71,7 @@ class Hold:
 
     exchange: str
     symbol: str
-    at_ms: int
+    at_ms: int | None  # None: frozen (the watermark is not written at all)
     id: int
 
 
@@ -138,7 +138,7 @@ class Watermarks:
 
     def __init__(self) -> None:
         self._committed: dict[Key, int] = {}  # key -> newest exchange ms committed
-        self._holds: dict[Key, dict[int, int]] = {}  # key -> hold id -> at ms
+        self._holds: dict[Key, dict[int, int | None]] = {}  # key -> hold id -> at ms (None: frozen)
         self._ids = itertools.count(1)
         self._written: dict[Key, int] = {}  # what the table was last told, per key
 
@@ -152,14 +152,16 @@ class Watermarks:
 
     # -- holds (gap filling) -----------------------------------------------------------
 
-    def hold(self, exchange: str, symbol: str, at: datetime) -> Hold:
+    def hold(self, exchange: str, symbol: str, at: datetime | None) -> Hold:
         """Keep the watermark of (exchange, symbol) at or below `at` until release().
 
         For an open gap: hold at the gap's start until it is filled or recorded as unfillable,
         so no candle over the gap shows. Holds stack: the lowest one wins. A hold below the
-        watermark already written moves it back at the next flush.
+        watermark already written moves it back at the next flush. `at` None freezes the key:
+        its watermark is not written until the hold is released (at start-up, before the last
+        stored trade is known, no time to hold at is known either).
         """
-        at_ms = int(at.timestamp() * 1000)
+        at_ms = None if at is None else int(at.timestamp() * 1000)
         hold = Hold(exchange, symbol, at_ms, next(self._ids))
         self._holds.setdefault((exchange, symbol), {})[hold.id] = at_ms
         return hold
@@ -177,7 +179,7 @@ class Watermarks:
 
     def marks(self, pending: Iterable[Sequence[Row]] = ()) -> dict[Key, int]:
         """Every key's watermark (ms), given the rows still `pending`; keys with nothing
-        committed yet have none."""
+        committed yet, and frozen keys, have none."""
         waiting = oldest(pending)
         floor = waiting.pop(EVERY_KEY, None)
         out: dict[Key, int] = {}
@@ -189,7 +191,9 @@ class Watermarks:
                 mark = min(mark, floor - 1)
             holds = self._holds.get(key)
             if holds:
-                mark = min(mark, min(holds.values()))
+                if None in holds.values():
+                    continue  # frozen
+                mark = min(mark, min(h for h in holds.values() if h is not None))
             out[key] = mark
         return out
 

@@ -288,9 +288,16 @@ class CopyWriter:
 
     # -- watermarks (ingest.storage.watermarks, docs/candles.md) ----------------------------
 
-    def hold(self, exchange: str, symbol: str, at: datetime) -> Hold:
-        """Keep (exchange, symbol)'s watermark at or below `at` (an open gap) until release()."""
+    def hold(self, exchange: str, symbol: str, at: datetime | None) -> Hold:
+        """Keep (exchange, symbol)'s watermark at or below `at` (an open gap) until release();
+        None: do not write it at all until then."""
         return self.watermarks.hold(exchange, symbol, at)
+
+    def replaying(self) -> bool:
+        """True while rows spooled by an earlier run are not all committed: until then the
+        newest stored trade of a symbol may be older than the newest one received."""
+        spool = self._queue.spool
+        return spool is not None and bool(spool.stats()["segments"])
 
     def release(self, hold: Hold) -> None:
         """End a hold() (the gap is filled, or recorded as unfillable)."""
@@ -329,8 +336,7 @@ class CopyWriter:
         one (their keys and times are unknown until replayed and committed), so nothing may
         pass them.
         """
-        spool = self._queue.spool
-        if self._pool is None or (spool is not None and spool.stats()["segments"]):
+        if self._pool is None or self.replaying():
             return
         started = time.perf_counter()
         # True when computed; still true when written later (committed rows stay committed).
