@@ -143,12 +143,51 @@ INSERT INTO tcpd_apache_candle_state (timeframe)
 SELECT timeframe FROM candle_timeframes
 ON CONFLICT (timeframe) DO NOTHING;
 
+-- The buckets of timeframe `tf` below its materialized_before that hold rows the last refresh
+-- did not see, as ranges of consecutive buckets (so a backfilled month is one range, not
+-- 43,200 minutes). STABLE: it reads with the snapshot of the query that calls it, the
+-- same one the views read the tables with. The xid bound is put in the query as a literal
+-- so the planner estimates it (few rows: the BRIN index) instead of guessing a third of
+-- the table.
+CREATE OR REPLACE FUNCTION tcpd_apache_candles_late(tf TEXT)
+RETURNS TABLE (exchange VARCHAR(50), symbol VARCHAR(50), range_start TIMESTAMPTZ, range_end TIMESTAMPTZ)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    st RECORD;
+BEGIN
+    SELECT s.refreshed_snapshot, s.materialized_before, t.width INTO st
+    FROM tcpd_apache_candle_state AS s
+    INNER JOIN candle_timeframes AS t ON s.timeframe = t.timeframe
+    WHERE s.timeframe = tf;
+    IF st.refreshed_snapshot IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'WITH b AS MATERIALIZED ('
+        '    SELECT DISTINCT r.exchange, r.symbol, time_bucket(%1$L::INTERVAL, r."timestamp") AS bucket_start'
+        '    FROM raw_trades AS r'
+        '    WHERE r.inserted_xid >= %2$s AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, %3$L)'
+        '), g AS ('
+        '    SELECT b.*, b.bucket_start - %1$L::INTERVAL'
+        '        * row_number() OVER (PARTITION BY b.exchange, b.symbol ORDER BY b.bucket_start) AS island'
+        '    FROM b WHERE b.bucket_start < %4$L'
+        ')'
+        ' SELECT g.exchange, g.symbol, min(g.bucket_start), max(g.bucket_start) + %1$L::INTERVAL'
+        ' FROM g GROUP BY g.exchange, g.symbol, g.island',
+        st.width, pg_snapshot_xmin(st.refreshed_snapshot)::TEXT::BIGINT, st.refreshed_snapshot, st.materialized_before
+    );
+END;
+$$;
+
 -- Materializes what changed since the last run, finest timeframe first (each coarser one is
 -- built from the one below it, as on TSL): for each timeframe
 --   (a) every bucket from the last cutoff to the start of the interval in progress now,
 --   (b) the buckets of [range_start, range_end) below the last cutoff, when given (a backfill,
 --       or after deleting raw trades by hand),
---   (c) the buckets below the last cutoff that hold rows the last run did not see.
+--   (c) the buckets below the last cutoff that hold rows the last run did not see, as ranges of
+--       consecutive buckets.
 -- Each is deleted and computed again (idempotent). Then the cutoff and this run's snapshot
 -- (taken before reading anything) are recorded. Runs one at a time (advisory lock); the views
 -- read the old or the new state, never a half. Returns the candles written per timeframe.
@@ -160,7 +199,6 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     tf RECORD;
-    prev PG_SNAPSHOT;
     snap PG_SNAPSHOT;
     cutoff TIMESTAMPTZ;
     rs TIMESTAMPTZ;
@@ -176,27 +214,23 @@ BEGIN
     END IF;
     -- 'tcpdcndl' as a bigint: one refresh at a time.
     PERFORM pg_advisory_xact_lock(x'74637064636e646c'::BIGINT);
-    SELECT s.refreshed_snapshot INTO prev FROM tcpd_apache_candle_state AS s WHERE s.timeframe = '1m';
     snap := pg_current_snapshot();
     CREATE TEMP TABLE IF NOT EXISTS tcpd_candle_touched (
         key_exchange TEXT, key_symbol TEXT, key_start TIMESTAMPTZ
     ) ON COMMIT DROP;
-    CREATE TEMP TABLE IF NOT EXISTS tcpd_candle_keys (
-        key_exchange TEXT, key_symbol TEXT, key_start TIMESTAMPTZ
+    CREATE TEMP TABLE IF NOT EXISTS tcpd_candle_ranges (
+        key_exchange TEXT, key_symbol TEXT, key_start TIMESTAMPTZ, key_end TIMESTAMPTZ
     ) ON COMMIT DROP;
     TRUNCATE tcpd_candle_touched;
-    IF prev IS NOT NULL THEN
-        INSERT INTO tcpd_candle_touched
-        SELECT DISTINCT r.exchange, r.symbol, time_bucket(INTERVAL '1 minute', r."timestamp")
-        FROM raw_trades AS r
-        WHERE
-            r.inserted_xid >= pg_snapshot_xmin(prev)::TEXT::BIGINT
-            AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, prev)
-            AND r."timestamp" < (
-                SELECT s.materialized_before FROM tcpd_apache_candle_state AS s WHERE s.timeframe = '1m'
-            );
-        ANALYZE tcpd_candle_touched;
-    END IF;
+    -- The 1m buckets (below the last cutoff) of rows the last run did not see.
+    INSERT INTO tcpd_candle_touched
+    SELECT l.exchange, l.symbol, g.bucket_start
+    FROM tcpd_apache_candles_late('1m') AS l
+    CROSS JOIN
+        LATERAL generate_series(
+            l.range_start, l.range_end - INTERVAL '1 minute', INTERVAL '1 minute'
+        ) AS g (bucket_start);
+    ANALYZE tcpd_candle_touched;
     FOR tf IN
         SELECT t.timeframe, t.width, t.built_from, s.materialized_before
         FROM candle_timeframes AS t
@@ -219,17 +253,6 @@ BEGIN
         END IF;
         cutoff := greatest(time_bucket(tf.width, now()), tf.materialized_before);
         written := 0;
-        -- (a) the buckets closed since the last run
-        EXECUTE format(
-            'DELETE FROM materialized_candles_%s WHERE bucket_start >= $1 AND bucket_start < $2', tf.timeframe
-        ) USING tf.materialized_before, cutoff;
-        EXECUTE format(
-            'INSERT INTO materialized_candles_%s SELECT exchange, symbol, time_bucket($3, %s), %s'
-            ' FROM %I WHERE %s >= $1 AND %s < $2 GROUP BY 1, 2, 3',
-            tf.timeframe, tcol, aggs, src, tcol, tcol
-        ) USING tf.materialized_before, cutoff, tf.width;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        written := written + n;
         -- (b) the range asked for, below the last cutoff
         rs := NULL;
         re := NULL;
@@ -237,7 +260,40 @@ BEGIN
             rs := time_bucket(tf.width, range_start);
             re := least(time_bucket(tf.width, range_end - INTERVAL '1 microsecond') + tf.width, tf.materialized_before);
         END IF;
+        -- (c) ranges of consecutive buckets holding rows the last run did not see, outside (b)
+        TRUNCATE tcpd_candle_ranges;
+        INSERT INTO tcpd_candle_ranges
+        WITH b AS (
+            SELECT DISTINCT k.key_exchange, k.key_symbol, time_bucket(tf.width, k.key_start) AS key_start
+            FROM tcpd_candle_touched AS k
+        ),
+
+        g AS (
+            SELECT
+                b.key_exchange,
+                b.key_symbol,
+                b.key_start,
+                b.key_start - tf.width * row_number() OVER (
+                    PARTITION BY b.key_exchange, b.key_symbol ORDER BY b.key_start
+                ) AS island
+            FROM b
+            WHERE
+                b.key_start < tf.materialized_before
+                AND (rs IS NULL OR NOT (b.key_start >= rs AND b.key_start < re))
+        )
+
+        SELECT g.key_exchange, g.key_symbol, min(g.key_start), max(g.key_start) + tf.width
+        FROM g
+        GROUP BY g.key_exchange, g.key_symbol, g.island;
+        -- (a) and (b) are ranges of every symbol
+        IF tf.materialized_before < cutoff THEN
+            INSERT INTO tcpd_candle_ranges VALUES (NULL, NULL, tf.materialized_before, cutoff);
+        END IF;
         IF rs < re THEN
+            INSERT INTO tcpd_candle_ranges VALUES (NULL, NULL, rs, re);
+        END IF;
+        ANALYZE tcpd_candle_ranges;
+        FOR rs, re IN SELECT k.key_start, k.key_end FROM tcpd_candle_ranges AS k WHERE k.key_exchange IS NULL LOOP
             EXECUTE format(
                 'DELETE FROM materialized_candles_%s WHERE bucket_start >= $1 AND bucket_start < $2', tf.timeframe
             ) USING rs, re;
@@ -248,28 +304,19 @@ BEGIN
             ) USING rs, re, tf.width;
             GET DIAGNOSTICS n = ROW_COUNT;
             written := written + n;
-        END IF;
-        -- (c) the buckets below the last cutoff holding rows the last run did not see
-        TRUNCATE tcpd_candle_keys;
-        INSERT INTO tcpd_candle_keys
-        SELECT DISTINCT k.key_exchange, k.key_symbol, time_bucket(tf.width, k.key_start)
-        FROM tcpd_candle_touched AS k
-        WHERE
-            time_bucket(tf.width, k.key_start) < tf.materialized_before
-            AND (rs IS NULL OR NOT (time_bucket(tf.width, k.key_start) >= rs AND time_bucket(tf.width, k.key_start) < re));
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n > 0 THEN
-            ANALYZE tcpd_candle_keys;
+        END LOOP;
+        IF EXISTS (SELECT FROM tcpd_candle_ranges AS k WHERE k.key_exchange IS NOT NULL) THEN
             EXECUTE format(
-                'DELETE FROM materialized_candles_%s AS m USING tcpd_candle_keys AS k'
-                ' WHERE m.exchange = k.key_exchange AND m.symbol = k.key_symbol AND m.bucket_start = k.key_start',
+                'DELETE FROM materialized_candles_%s AS m USING tcpd_candle_ranges AS k'
+                ' WHERE m.exchange = k.key_exchange AND m.symbol = k.key_symbol'
+                ' AND m.bucket_start >= k.key_start AND m.bucket_start < k.key_end',
                 tf.timeframe
             );
             EXECUTE format(
-                'INSERT INTO materialized_candles_%s SELECT k.key_exchange, k.key_symbol, k.key_start, %s'
-                ' FROM tcpd_candle_keys AS k INNER JOIN %I AS x ON x.exchange = k.key_exchange'
-                ' AND x.symbol = k.key_symbol AND x.%s >= k.key_start AND x.%s < k.key_start + $1 GROUP BY 1, 2, 3',
-                tf.timeframe, aggs, src, tcol, tcol
+                'INSERT INTO materialized_candles_%s SELECT x.exchange, x.symbol, time_bucket($1, x.%s), %s'
+                ' FROM tcpd_candle_ranges AS k INNER JOIN %I AS x ON x.exchange = k.key_exchange'
+                ' AND x.symbol = k.key_symbol AND x.%s >= k.key_start AND x.%s < k.key_end GROUP BY 1, 2, 3',
+                tf.timeframe, tcol, aggs, src, tcol, tcol
             ) USING tf.width;
             GET DIAGNOSTICS n = ROW_COUNT;
             written := written + n;
@@ -295,28 +342,13 @@ SELECT
 FROM tcpd_refresh_apache_candles();
 
 CREATE OR REPLACE VIEW candles_1m AS
-WITH late AS (
-    SELECT DISTINCT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 minute', r."timestamp") AS bucket_start
-    FROM raw_trades AS r
-    WHERE
-        r.inserted_xid >= pg_snapshot_xmin((
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1m'
-        ))::TEXT::BIGINT
-        AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, (
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1m'
-        ))
-        AND r."timestamp" < (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1m'
-        )
+WITH late AS MATERIALIZED (
+    SELECT
+        l.exchange,
+        l.symbol,
+        l.range_start,
+        l.range_end
+    FROM tcpd_apache_candles_late('1m') AS l
 )
 
 SELECT
@@ -357,7 +389,11 @@ FROM (
         )
         AND NOT EXISTS (
             SELECT FROM late AS l
-            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
+            WHERE
+                l.exchange = m.exchange
+                AND l.symbol = m.symbol
+                AND l.range_start <= m.bucket_start
+                AND l.range_end > m.bucket_start
         )
     UNION ALL
     SELECT
@@ -384,9 +420,9 @@ FROM (
     GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 minute', r."timestamp")
     UNION ALL
     SELECT
-        l.exchange,
-        l.symbol,
-        l.bucket_start,
+        r.exchange,
+        r.symbol,
+        time_bucket(INTERVAL '1 minute', r."timestamp") AS bucket_start,
         first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
         max(r.price) AS high,
         min(r.price) AS low,
@@ -401,9 +437,9 @@ FROM (
         ON
             l.exchange = r.exchange
             AND l.symbol = r.symbol
-            AND l.bucket_start <= r."timestamp"
-            AND l.bucket_start + INTERVAL '1 minute' > r."timestamp"
-    GROUP BY l.exchange, l.symbol, l.bucket_start
+            AND l.range_start <= r."timestamp"
+            AND l.range_end > r."timestamp"
+    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 minute', r."timestamp")
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -421,28 +457,13 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_5m AS
-WITH late AS (
-    SELECT DISTINCT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '5 minutes', r."timestamp") AS bucket_start
-    FROM raw_trades AS r
-    WHERE
-        r.inserted_xid >= pg_snapshot_xmin((
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '5m'
-        ))::TEXT::BIGINT
-        AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, (
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '5m'
-        ))
-        AND r."timestamp" < (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '5m'
-        )
+WITH late AS MATERIALIZED (
+    SELECT
+        l.exchange,
+        l.symbol,
+        l.range_start,
+        l.range_end
+    FROM tcpd_apache_candles_late('5m') AS l
 )
 
 SELECT
@@ -483,7 +504,11 @@ FROM (
         )
         AND NOT EXISTS (
             SELECT FROM late AS l
-            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
+            WHERE
+                l.exchange = m.exchange
+                AND l.symbol = m.symbol
+                AND l.range_start <= m.bucket_start
+                AND l.range_end > m.bucket_start
         )
     UNION ALL
     SELECT
@@ -510,9 +535,9 @@ FROM (
     GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '5 minutes', r."timestamp")
     UNION ALL
     SELECT
-        l.exchange,
-        l.symbol,
-        l.bucket_start,
+        r.exchange,
+        r.symbol,
+        time_bucket(INTERVAL '5 minutes', r."timestamp") AS bucket_start,
         first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
         max(r.price) AS high,
         min(r.price) AS low,
@@ -527,9 +552,9 @@ FROM (
         ON
             l.exchange = r.exchange
             AND l.symbol = r.symbol
-            AND l.bucket_start <= r."timestamp"
-            AND l.bucket_start + INTERVAL '5 minutes' > r."timestamp"
-    GROUP BY l.exchange, l.symbol, l.bucket_start
+            AND l.range_start <= r."timestamp"
+            AND l.range_end > r."timestamp"
+    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '5 minutes', r."timestamp")
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -547,28 +572,13 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_15m AS
-WITH late AS (
-    SELECT DISTINCT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '15 minutes', r."timestamp") AS bucket_start
-    FROM raw_trades AS r
-    WHERE
-        r.inserted_xid >= pg_snapshot_xmin((
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '15m'
-        ))::TEXT::BIGINT
-        AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, (
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '15m'
-        ))
-        AND r."timestamp" < (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '15m'
-        )
+WITH late AS MATERIALIZED (
+    SELECT
+        l.exchange,
+        l.symbol,
+        l.range_start,
+        l.range_end
+    FROM tcpd_apache_candles_late('15m') AS l
 )
 
 SELECT
@@ -609,7 +619,11 @@ FROM (
         )
         AND NOT EXISTS (
             SELECT FROM late AS l
-            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
+            WHERE
+                l.exchange = m.exchange
+                AND l.symbol = m.symbol
+                AND l.range_start <= m.bucket_start
+                AND l.range_end > m.bucket_start
         )
     UNION ALL
     SELECT
@@ -636,9 +650,9 @@ FROM (
     GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '15 minutes', r."timestamp")
     UNION ALL
     SELECT
-        l.exchange,
-        l.symbol,
-        l.bucket_start,
+        r.exchange,
+        r.symbol,
+        time_bucket(INTERVAL '15 minutes', r."timestamp") AS bucket_start,
         first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
         max(r.price) AS high,
         min(r.price) AS low,
@@ -653,9 +667,9 @@ FROM (
         ON
             l.exchange = r.exchange
             AND l.symbol = r.symbol
-            AND l.bucket_start <= r."timestamp"
-            AND l.bucket_start + INTERVAL '15 minutes' > r."timestamp"
-    GROUP BY l.exchange, l.symbol, l.bucket_start
+            AND l.range_start <= r."timestamp"
+            AND l.range_end > r."timestamp"
+    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '15 minutes', r."timestamp")
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -673,28 +687,13 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_1h AS
-WITH late AS (
-    SELECT DISTINCT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 hour', r."timestamp") AS bucket_start
-    FROM raw_trades AS r
-    WHERE
-        r.inserted_xid >= pg_snapshot_xmin((
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1h'
-        ))::TEXT::BIGINT
-        AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, (
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1h'
-        ))
-        AND r."timestamp" < (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1h'
-        )
+WITH late AS MATERIALIZED (
+    SELECT
+        l.exchange,
+        l.symbol,
+        l.range_start,
+        l.range_end
+    FROM tcpd_apache_candles_late('1h') AS l
 )
 
 SELECT
@@ -735,7 +734,11 @@ FROM (
         )
         AND NOT EXISTS (
             SELECT FROM late AS l
-            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
+            WHERE
+                l.exchange = m.exchange
+                AND l.symbol = m.symbol
+                AND l.range_start <= m.bucket_start
+                AND l.range_end > m.bucket_start
         )
     UNION ALL
     SELECT
@@ -762,9 +765,9 @@ FROM (
     GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 hour', r."timestamp")
     UNION ALL
     SELECT
-        l.exchange,
-        l.symbol,
-        l.bucket_start,
+        r.exchange,
+        r.symbol,
+        time_bucket(INTERVAL '1 hour', r."timestamp") AS bucket_start,
         first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
         max(r.price) AS high,
         min(r.price) AS low,
@@ -779,9 +782,9 @@ FROM (
         ON
             l.exchange = r.exchange
             AND l.symbol = r.symbol
-            AND l.bucket_start <= r."timestamp"
-            AND l.bucket_start + INTERVAL '1 hour' > r."timestamp"
-    GROUP BY l.exchange, l.symbol, l.bucket_start
+            AND l.range_start <= r."timestamp"
+            AND l.range_end > r."timestamp"
+    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 hour', r."timestamp")
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -799,28 +802,13 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_4h AS
-WITH late AS (
-    SELECT DISTINCT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '4 hours', r."timestamp") AS bucket_start
-    FROM raw_trades AS r
-    WHERE
-        r.inserted_xid >= pg_snapshot_xmin((
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '4h'
-        ))::TEXT::BIGINT
-        AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, (
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '4h'
-        ))
-        AND r."timestamp" < (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '4h'
-        )
+WITH late AS MATERIALIZED (
+    SELECT
+        l.exchange,
+        l.symbol,
+        l.range_start,
+        l.range_end
+    FROM tcpd_apache_candles_late('4h') AS l
 )
 
 SELECT
@@ -861,7 +849,11 @@ FROM (
         )
         AND NOT EXISTS (
             SELECT FROM late AS l
-            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
+            WHERE
+                l.exchange = m.exchange
+                AND l.symbol = m.symbol
+                AND l.range_start <= m.bucket_start
+                AND l.range_end > m.bucket_start
         )
     UNION ALL
     SELECT
@@ -888,9 +880,9 @@ FROM (
     GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '4 hours', r."timestamp")
     UNION ALL
     SELECT
-        l.exchange,
-        l.symbol,
-        l.bucket_start,
+        r.exchange,
+        r.symbol,
+        time_bucket(INTERVAL '4 hours', r."timestamp") AS bucket_start,
         first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
         max(r.price) AS high,
         min(r.price) AS low,
@@ -905,9 +897,9 @@ FROM (
         ON
             l.exchange = r.exchange
             AND l.symbol = r.symbol
-            AND l.bucket_start <= r."timestamp"
-            AND l.bucket_start + INTERVAL '4 hours' > r."timestamp"
-    GROUP BY l.exchange, l.symbol, l.bucket_start
+            AND l.range_start <= r."timestamp"
+            AND l.range_end > r."timestamp"
+    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '4 hours', r."timestamp")
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -925,28 +917,13 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_1d AS
-WITH late AS (
-    SELECT DISTINCT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 day', r."timestamp") AS bucket_start
-    FROM raw_trades AS r
-    WHERE
-        r.inserted_xid >= pg_snapshot_xmin((
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1d'
-        ))::TEXT::BIGINT
-        AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, (
-            SELECT s.refreshed_snapshot
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1d'
-        ))
-        AND r."timestamp" < (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1d'
-        )
+WITH late AS MATERIALIZED (
+    SELECT
+        l.exchange,
+        l.symbol,
+        l.range_start,
+        l.range_end
+    FROM tcpd_apache_candles_late('1d') AS l
 )
 
 SELECT
@@ -987,7 +964,11 @@ FROM (
         )
         AND NOT EXISTS (
             SELECT FROM late AS l
-            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
+            WHERE
+                l.exchange = m.exchange
+                AND l.symbol = m.symbol
+                AND l.range_start <= m.bucket_start
+                AND l.range_end > m.bucket_start
         )
     UNION ALL
     SELECT
@@ -1014,9 +995,9 @@ FROM (
     GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 day', r."timestamp")
     UNION ALL
     SELECT
-        l.exchange,
-        l.symbol,
-        l.bucket_start,
+        r.exchange,
+        r.symbol,
+        time_bucket(INTERVAL '1 day', r."timestamp") AS bucket_start,
         first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
         max(r.price) AS high,
         min(r.price) AS low,
@@ -1031,9 +1012,9 @@ FROM (
         ON
             l.exchange = r.exchange
             AND l.symbol = r.symbol
-            AND l.bucket_start <= r."timestamp"
-            AND l.bucket_start + INTERVAL '24 hours' > r."timestamp"
-    GROUP BY l.exchange, l.symbol, l.bucket_start
+            AND l.range_start <= r."timestamp"
+            AND l.range_end > r."timestamp"
+    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 day', r."timestamp")
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
