@@ -145,15 +145,19 @@ ON CONFLICT (timeframe) DO NOTHING;
 
 -- The buckets of timeframe `tf` below its materialized_before that hold rows the last refresh
 -- did not see, as ranges of consecutive buckets (so a backfilled month is one range, not
--- 43,200 minutes). STABLE: it reads with the snapshot of the query that calls it, the
--- same one the views read the tables with. The xid bound is put in the query as a literal
--- so the planner estimates it (few rows: the BRIN index) instead of guessing a third of
--- the table.
+-- 43,200 minutes). STABLE: it reads with the snapshot of the query that calls it, the same
+-- one the views read the tables with. It looks in every chunk (a late row can be anywhere):
+-- through the BRIN index on inserted_xid, a few pages per chunk, with one plan per session
+-- (planning the hypertable's chunks costs more than the scan; a generic plan would otherwise
+-- guess a third of the table and read all of it).
 CREATE OR REPLACE FUNCTION tcpd_apache_candles_late(tf TEXT)
-RETURNS TABLE (exchange VARCHAR(50), symbol VARCHAR(50), range_start TIMESTAMPTZ, range_end TIMESTAMPTZ)
+RETURNS TABLE (exchange VARCHAR, symbol VARCHAR, range_start TIMESTAMPTZ, range_end TIMESTAMPTZ)
 LANGUAGE plpgsql STABLE
 SET search_path FROM CURRENT
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = OFF
 AS $$
+#variable_conflict use_column
 DECLARE
     st RECORD;
 BEGIN
@@ -164,20 +168,90 @@ BEGIN
     IF st.refreshed_snapshot IS NULL THEN
         RETURN;
     END IF;
+    RETURN QUERY
+    WITH b AS MATERIALIZED (
+        SELECT DISTINCT r.exchange, r.symbol, time_bucket(st.width, r."timestamp") AS bucket_start
+        FROM raw_trades AS r
+        WHERE
+            r.inserted_xid >= pg_snapshot_xmin(st.refreshed_snapshot)::TEXT::BIGINT
+            AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, st.refreshed_snapshot)
+    ),
+
+    g AS (
+        SELECT
+            b.exchange,
+            b.symbol,
+            b.bucket_start,
+            b.bucket_start - st.width * row_number() OVER (PARTITION BY b.exchange, b.symbol ORDER BY b.bucket_start)
+            AS island
+        FROM b
+        WHERE b.bucket_start < st.materialized_before
+    )
+
+    SELECT g.exchange, g.symbol, min(g.bucket_start), max(g.bucket_start) + st.width
+    FROM g
+    GROUP BY g.exchange, g.symbol, g.island;
+END;
+$$;
+
+-- What the views compute from raw_trades for timeframe `tf`: the closed buckets from
+-- materialized_before on, and the late ranges above. The time bounds are put in each query as
+-- literals, so only the chunks they reach are planned and read.
+CREATE OR REPLACE FUNCTION tcpd_apache_candles_live(tf TEXT)
+RETURNS TABLE (
+    exchange VARCHAR,
+    symbol VARCHAR,
+    bucket_start TIMESTAMPTZ,
+    open NUMERIC,
+    high NUMERIC,
+    low NUMERIC,
+    "close" NUMERIC,
+    volume NUMERIC,
+    price_size NUMERIC,
+    size_per_price NUMERIC,
+    trade_count BIGINT,
+    trade_rows BIGINT
+)
+LANGUAGE plpgsql STABLE
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    st RECORD;
+    late RECORD;
+    aggs CONSTANT TEXT := 'first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id),'
+        ' max(r.price), min(r.price),'
+        ' last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id),'
+        ' sum(r.size), sum(r.price * r.size), sum(r.size / nullif(r.price, 0)), sum(r.fill_count)::BIGINT,'
+        ' count(*)';
+BEGIN
+    SELECT s.materialized_before, t.width INTO st
+    FROM tcpd_apache_candle_state AS s
+    INNER JOIN candle_timeframes AS t ON s.timeframe = t.timeframe
+    WHERE s.timeframe = tf;
     RETURN QUERY EXECUTE format(
-        'WITH b AS MATERIALIZED ('
-        '    SELECT DISTINCT r.exchange, r.symbol, time_bucket(%1$L::INTERVAL, r."timestamp") AS bucket_start'
-        '    FROM raw_trades AS r'
-        '    WHERE r.inserted_xid >= %2$s AND NOT pg_visible_in_snapshot(r.inserted_xid::TEXT::XID8, %3$L)'
-        '), g AS ('
-        '    SELECT b.*, b.bucket_start - %1$L::INTERVAL'
-        '        * row_number() OVER (PARTITION BY b.exchange, b.symbol ORDER BY b.bucket_start) AS island'
-        '    FROM b WHERE b.bucket_start < %4$L'
-        ')'
-        ' SELECT g.exchange, g.symbol, min(g.bucket_start), max(g.bucket_start) + %1$L::INTERVAL'
-        ' FROM g GROUP BY g.exchange, g.symbol, g.island',
-        st.width, pg_snapshot_xmin(st.refreshed_snapshot)::TEXT::BIGINT, st.refreshed_snapshot, st.materialized_before
+        'SELECT r.exchange, r.symbol, time_bucket(%1$L::INTERVAL, r."timestamp"), %2$s FROM raw_trades AS r'
+        ' WHERE r."timestamp" >= %3$L AND r."timestamp" < %4$L GROUP BY 1, 2, 3',
+        st.width, aggs, st.materialized_before, time_bucket(st.width, now())
     );
+    SELECT
+        array_agg(l.exchange) AS exchanges,
+        array_agg(l.symbol) AS symbols,
+        array_agg(l.range_start) AS starts,
+        array_agg(l.range_end) AS ends,
+        min(l.range_start) AS lo,
+        max(l.range_end) AS hi
+    INTO late
+    FROM tcpd_apache_candles_late(tf) AS l;
+    IF late.lo IS NOT NULL THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT r.exchange, r.symbol, time_bucket(%1$L::INTERVAL, r."timestamp"), %2$s'
+            ' FROM unnest($1, $2, $3, $4) AS l (exchange, symbol, range_start, range_end)'
+            ' INNER JOIN raw_trades AS r ON r.exchange = l.exchange AND r.symbol = l.symbol'
+            ' AND r."timestamp" >= l.range_start AND r."timestamp" < l.range_end'
+            ' WHERE r."timestamp" >= %3$L AND r."timestamp" < %4$L GROUP BY 1, 2, 3',
+            st.width, aggs, late.lo, late.hi
+        ) USING late.exchanges, late.symbols, late.starts, late.ends;
+    END IF;
 END;
 $$;
 
@@ -342,13 +416,21 @@ SELECT
 FROM tcpd_refresh_apache_candles();
 
 CREATE OR REPLACE VIEW candles_1m AS
-WITH late AS MATERIALIZED (
+WITH live AS MATERIALIZED (
     SELECT
         l.exchange,
         l.symbol,
-        l.range_start,
-        l.range_end
-    FROM tcpd_apache_candles_late('1m') AS l
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM tcpd_apache_candles_live('1m') AS l
 )
 
 SELECT
@@ -388,58 +470,24 @@ FROM (
             WHERE s.timeframe = '1m'
         )
         AND NOT EXISTS (
-            SELECT FROM late AS l
-            WHERE
-                l.exchange = m.exchange
-                AND l.symbol = m.symbol
-                AND l.range_start <= m.bucket_start
-                AND l.range_end > m.bucket_start
+            SELECT FROM live AS l
+            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
         )
     UNION ALL
     SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 minute', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM raw_trades AS r
-    WHERE
-        r."timestamp" >= (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1m'
-        )
-        AND r."timestamp" < time_bucket(INTERVAL '1 minute', now())
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 minute', r."timestamp")
-    UNION ALL
-    SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 minute', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM late AS l
-    INNER JOIN raw_trades AS r
-        ON
-            l.exchange = r.exchange
-            AND l.symbol = r.symbol
-            AND l.range_start <= r."timestamp"
-            AND l.range_end > r."timestamp"
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 minute', r."timestamp")
+        l.exchange::VARCHAR(50),
+        l.symbol::VARCHAR(50),
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM live AS l
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -457,13 +505,21 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_5m AS
-WITH late AS MATERIALIZED (
+WITH live AS MATERIALIZED (
     SELECT
         l.exchange,
         l.symbol,
-        l.range_start,
-        l.range_end
-    FROM tcpd_apache_candles_late('5m') AS l
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM tcpd_apache_candles_live('5m') AS l
 )
 
 SELECT
@@ -503,58 +559,24 @@ FROM (
             WHERE s.timeframe = '5m'
         )
         AND NOT EXISTS (
-            SELECT FROM late AS l
-            WHERE
-                l.exchange = m.exchange
-                AND l.symbol = m.symbol
-                AND l.range_start <= m.bucket_start
-                AND l.range_end > m.bucket_start
+            SELECT FROM live AS l
+            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
         )
     UNION ALL
     SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '5 minutes', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM raw_trades AS r
-    WHERE
-        r."timestamp" >= (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '5m'
-        )
-        AND r."timestamp" < time_bucket(INTERVAL '5 minutes', now())
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '5 minutes', r."timestamp")
-    UNION ALL
-    SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '5 minutes', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM late AS l
-    INNER JOIN raw_trades AS r
-        ON
-            l.exchange = r.exchange
-            AND l.symbol = r.symbol
-            AND l.range_start <= r."timestamp"
-            AND l.range_end > r."timestamp"
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '5 minutes', r."timestamp")
+        l.exchange::VARCHAR(50),
+        l.symbol::VARCHAR(50),
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM live AS l
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -572,13 +594,21 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_15m AS
-WITH late AS MATERIALIZED (
+WITH live AS MATERIALIZED (
     SELECT
         l.exchange,
         l.symbol,
-        l.range_start,
-        l.range_end
-    FROM tcpd_apache_candles_late('15m') AS l
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM tcpd_apache_candles_live('15m') AS l
 )
 
 SELECT
@@ -618,58 +648,24 @@ FROM (
             WHERE s.timeframe = '15m'
         )
         AND NOT EXISTS (
-            SELECT FROM late AS l
-            WHERE
-                l.exchange = m.exchange
-                AND l.symbol = m.symbol
-                AND l.range_start <= m.bucket_start
-                AND l.range_end > m.bucket_start
+            SELECT FROM live AS l
+            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
         )
     UNION ALL
     SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '15 minutes', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM raw_trades AS r
-    WHERE
-        r."timestamp" >= (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '15m'
-        )
-        AND r."timestamp" < time_bucket(INTERVAL '15 minutes', now())
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '15 minutes', r."timestamp")
-    UNION ALL
-    SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '15 minutes', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM late AS l
-    INNER JOIN raw_trades AS r
-        ON
-            l.exchange = r.exchange
-            AND l.symbol = r.symbol
-            AND l.range_start <= r."timestamp"
-            AND l.range_end > r."timestamp"
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '15 minutes', r."timestamp")
+        l.exchange::VARCHAR(50),
+        l.symbol::VARCHAR(50),
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM live AS l
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -687,13 +683,21 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_1h AS
-WITH late AS MATERIALIZED (
+WITH live AS MATERIALIZED (
     SELECT
         l.exchange,
         l.symbol,
-        l.range_start,
-        l.range_end
-    FROM tcpd_apache_candles_late('1h') AS l
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM tcpd_apache_candles_live('1h') AS l
 )
 
 SELECT
@@ -733,58 +737,24 @@ FROM (
             WHERE s.timeframe = '1h'
         )
         AND NOT EXISTS (
-            SELECT FROM late AS l
-            WHERE
-                l.exchange = m.exchange
-                AND l.symbol = m.symbol
-                AND l.range_start <= m.bucket_start
-                AND l.range_end > m.bucket_start
+            SELECT FROM live AS l
+            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
         )
     UNION ALL
     SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 hour', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM raw_trades AS r
-    WHERE
-        r."timestamp" >= (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1h'
-        )
-        AND r."timestamp" < time_bucket(INTERVAL '1 hour', now())
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 hour', r."timestamp")
-    UNION ALL
-    SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 hour', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM late AS l
-    INNER JOIN raw_trades AS r
-        ON
-            l.exchange = r.exchange
-            AND l.symbol = r.symbol
-            AND l.range_start <= r."timestamp"
-            AND l.range_end > r."timestamp"
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 hour', r."timestamp")
+        l.exchange::VARCHAR(50),
+        l.symbol::VARCHAR(50),
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM live AS l
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -802,13 +772,21 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_4h AS
-WITH late AS MATERIALIZED (
+WITH live AS MATERIALIZED (
     SELECT
         l.exchange,
         l.symbol,
-        l.range_start,
-        l.range_end
-    FROM tcpd_apache_candles_late('4h') AS l
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM tcpd_apache_candles_live('4h') AS l
 )
 
 SELECT
@@ -848,58 +826,24 @@ FROM (
             WHERE s.timeframe = '4h'
         )
         AND NOT EXISTS (
-            SELECT FROM late AS l
-            WHERE
-                l.exchange = m.exchange
-                AND l.symbol = m.symbol
-                AND l.range_start <= m.bucket_start
-                AND l.range_end > m.bucket_start
+            SELECT FROM live AS l
+            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
         )
     UNION ALL
     SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '4 hours', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM raw_trades AS r
-    WHERE
-        r."timestamp" >= (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '4h'
-        )
-        AND r."timestamp" < time_bucket(INTERVAL '4 hours', now())
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '4 hours', r."timestamp")
-    UNION ALL
-    SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '4 hours', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM late AS l
-    INNER JOIN raw_trades AS r
-        ON
-            l.exchange = r.exchange
-            AND l.symbol = r.symbol
-            AND l.range_start <= r."timestamp"
-            AND l.range_end > r."timestamp"
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '4 hours', r."timestamp")
+        l.exchange::VARCHAR(50),
+        l.symbol::VARCHAR(50),
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM live AS l
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
@@ -917,13 +861,21 @@ WHERE
     );
 
 CREATE OR REPLACE VIEW candles_1d AS
-WITH late AS MATERIALIZED (
+WITH live AS MATERIALIZED (
     SELECT
         l.exchange,
         l.symbol,
-        l.range_start,
-        l.range_end
-    FROM tcpd_apache_candles_late('1d') AS l
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM tcpd_apache_candles_live('1d') AS l
 )
 
 SELECT
@@ -963,58 +915,24 @@ FROM (
             WHERE s.timeframe = '1d'
         )
         AND NOT EXISTS (
-            SELECT FROM late AS l
-            WHERE
-                l.exchange = m.exchange
-                AND l.symbol = m.symbol
-                AND l.range_start <= m.bucket_start
-                AND l.range_end > m.bucket_start
+            SELECT FROM live AS l
+            WHERE l.exchange = m.exchange AND l.symbol = m.symbol AND l.bucket_start = m.bucket_start
         )
     UNION ALL
     SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 day', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM raw_trades AS r
-    WHERE
-        r."timestamp" >= (
-            SELECT s.materialized_before
-            FROM tcpd_apache_candle_state AS s
-            WHERE s.timeframe = '1d'
-        )
-        AND r."timestamp" < time_bucket(INTERVAL '1 day', now())
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 day', r."timestamp")
-    UNION ALL
-    SELECT
-        r.exchange,
-        r.symbol,
-        time_bucket(INTERVAL '1 day', r."timestamp") AS bucket_start,
-        first(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS open,
-        max(r.price) AS high,
-        min(r.price) AS low,
-        last(r.price, extract(EPOCH FROM r."timestamp") * 1e46 + r.trade_seq * 1e20 + r.id) AS "close",
-        sum(r.size) AS volume,
-        sum(r.price * r.size) AS price_size,
-        sum(r.size / nullif(r.price, 0)) AS size_per_price,
-        sum(r.fill_count)::BIGINT AS trade_count,
-        count(*) AS trade_rows
-    FROM late AS l
-    INNER JOIN raw_trades AS r
-        ON
-            l.exchange = r.exchange
-            AND l.symbol = r.symbol
-            AND l.range_start <= r."timestamp"
-            AND l.range_end > r."timestamp"
-    GROUP BY r.exchange, r.symbol, time_bucket(INTERVAL '1 day', r."timestamp")
+        l.exchange::VARCHAR(50),
+        l.symbol::VARCHAR(50),
+        l.bucket_start,
+        l.open,
+        l.high,
+        l.low,
+        l."close",
+        l.volume,
+        l.price_size,
+        l.size_per_price,
+        l.trade_count,
+        l.trade_rows
+    FROM live AS l
 ) AS c
 LEFT JOIN instruments AS i ON c.exchange = i.exchange AND c.symbol = i.symbol
 CROSS JOIN
