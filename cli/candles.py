@@ -25,6 +25,7 @@ from ingest.db.connection import connect_sync
 from ingest.db.edition import read_server_info
 from ingest.errors import DatabaseError, TcpdError
 from ingest.redact import redact_text
+from ingest.storage.candle_refresh import refresh_candles
 
 logger = logging.getLogger(__name__)
 
@@ -290,8 +291,13 @@ def refresh(
         order = list(Timeframe)
         chosen = order[order.index(timeframe) :] if timeframe else order
         with _connect(config, database_url) as conn:
-            if not read_server_info(conn).has_tsl:
-                _console().print("Apache edition: candles are computed at query time, nothing to refresh.")
+            if not read_server_info(conn).has_tsl:  # materialized candle tables (sql/0117)
+                written = refresh_candles(conn, start, end)
+                total = sum(written.values()) if isinstance(written, dict) else 0
+                _console().print(
+                    "Apache edition: materialized candles rebuilt over"
+                    f" [{start.isoformat()}, {end.isoformat()}), {total} candles written"
+                )
                 return
             now = _db_now(conn)
             windows = refresh_windows(start, end, now, chosen)

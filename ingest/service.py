@@ -43,6 +43,7 @@ from ingest.instruments.from_config import instrument_refreshers
 from ingest.model import DataType
 from ingest.redact import redact_text
 from ingest.storage import CollectorStatusRow, CopyWriter
+from ingest.storage.candle_refresh import CandleRefresher
 from ingest.storage.dead_letter_retention import DeadLetterRetention
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,13 @@ class IngestService:
         self._status_task: asyncio.Task[None] | None = None
         self._instruments = instrument_refreshers(database.database.conninfo(), self._exchanges)
         self._retention_task: asyncio.Task[None] | None = None
+        self._candle_task: asyncio.Task[None] | None = None
         self.dead_letter_retention = DeadLetterRetention(
             database.database.conninfo(), database.tables.dead_letters, database.dead_letters.retention_days
+        )
+        # Apache edition only (it ends at once on TSL): materialized candles, sql/0117.
+        self.candle_refresher = CandleRefresher(
+            database.database.conninfo(), database.candles.refresh_interval
         )
         self._stop_requested = asyncio.Event()
         self._closing = asyncio.Event()  # set when stop() begins: ends the status loop
@@ -142,6 +148,7 @@ class IngestService:
         self._retention_task = asyncio.create_task(
             self.dead_letter_retention.run(self._closing), name="tcpd-dead-letter-retention"
         )
+        self._candle_task = asyncio.create_task(self.candle_refresher.run(self._closing), name="tcpd-candles")
         logger.info(
             "running %d collector(s): %s", len(collectors), ", ".join(self._manager.list_collectors())
         )
@@ -166,6 +173,10 @@ class IngestService:
             # It ends on the _closing flag; a prune still running is cancelled (the next start prunes).
             retention_task.cancel()
             await asyncio.wait({retention_task}, timeout=CANCEL_GRACE)
+        candle_task, self._candle_task = self._candle_task, None
+        if candle_task is not None:  # the same; the views are right without its last run
+            candle_task.cancel()
+            await asyncio.wait({candle_task}, timeout=CANCEL_GRACE)
         collectors = asyncio.create_task(self._manager.stop(), name="tcpd-stop-collectors")
         await self._step(collectors, COLLECTORS_STOP_TIMEOUT, "stopping the collectors")
         # Fills in progress stop here; their gaps stay recorded and open (the next start goes

@@ -147,7 +147,7 @@ def test_refresh_and_policies_on_the_apache_edition(migrated_db_dsn: str) -> Non
     base = ["--database-url", migrated_db_dsn]
     result = runner.invoke(app, ["candles", "refresh", "--from", "2025-01-01", "--to", "2025-01-02", *base])
     assert result.exit_code == 0, result.output
-    assert "nothing to refresh" in result.output
+    assert "materialized candles rebuilt" in result.output
     policies = runner.invoke(app, ["candles", "policy", "show", *base])
     assert policies.exit_code == 0, policies.output
     assert "No policies" in policies.output

@@ -100,6 +100,14 @@ class DeadLetterSettings(StrictModel):
     retention_days: PositiveInt = 30
 
 
+class CandleSettings(StrictModel):
+    """Apache edition: how often the service materializes candles (docs/candles.md)."""
+
+    # Seconds between two refreshes (1 s to 1 day). The views are right either way; a longer
+    # interval leaves more for queries to compute from raw_trades.
+    refresh_interval: Annotated[float, Field(ge=1, le=86400)] = 10.0
+
+
 class DatabaseFile(StrictModel):
     """The whole database config file (config/database.json)."""
 
@@ -108,3 +116,4 @@ class DatabaseFile(StrictModel):
     writer: WriterSettings = WriterSettings()
     spool: SpoolSettings = SpoolSettings()
     dead_letters: DeadLetterSettings = DeadLetterSettings()
+    candles: CandleSettings = CandleSettings()
