@@ -91,7 +91,8 @@ class Simulator:
         if self.fresh_ts:
             cmd = [sys.executable, str(ROOT / "benchmarks" / "ingest_simulator.py"), *args]
         else:
-            cmd = [str(TCPD), "simulate", *args]
+            # A fixed tape that waits for its subscribers, on the public `trades` channel.
+            cmd = [str(TCPD), "simulate", *args, "--no-live", "--trades-channel", "trades"]
         self._log = (self.workdir / "simulator.err").open("w")
         self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True)
         assert self._proc.stdout is not None

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "status": "status",
     "gaps": "gaps",
+    "backfill": "backfill",
     "simulate": "simulate",
     "db": "app",
     "candles": "app",

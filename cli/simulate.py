@@ -42,6 +42,19 @@ def simulate(
     tickers_rate: Annotated[
         float, typer.Option(help="tickers pushes per second per subscribed instId; 0 = none.")
     ] = 1.0,
+    trades_channel: Annotated[
+        str, typer.Option(help="Channel of the generated trades: trades-all (per fill) or trades.")
+    ] = "trades-all",
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="Trade on the clock whether or not anyone listens, as an exchange does (--no-live: "
+            "the tape waits for subscribers); needs --rate."
+        ),
+    ] = True,
+    history_trades: Annotated[
+        int, typer.Option(help="Trades per instId the REST history keeps (the horizon).")
+    ] = 100_000,
 ) -> None:
     """Serve OKX v5 public/business WebSockets on 127.0.0.1 with generated or replayed data
     (trades, plus books5 and tickers around the last trade price for subscribers)."""
@@ -53,6 +66,12 @@ def simulate(
             raise ConfigError("--rate must be >= 0, --trades-per-message >= 1, --total >= 0")
         if books_rate < 0 or tickers_rate < 0:
             raise ConfigError("--books-rate and --tickers-rate must be >= 0 (0 sends none)")
+        if trades_channel not in ("trades", "trades-all"):
+            raise ConfigError(f"--trades-channel is {trades_channel!r}; use trades-all or trades")
+        if live and (not rate or replay is not None):
+            raise ConfigError("--live needs a --rate above 0 and generated trades; add --no-live")
+        if history_trades < 1:
+            raise ConfigError("--history-trades must be >= 1")
         settings = SimulatorSettings(
             port=port,
             symbols=names,
@@ -64,6 +83,9 @@ def simulate(
             resend_on_resubscribe=resend_on_resubscribe,
             books_per_second=books_rate,
             tickers_per_second=tickers_rate,
+            trades_channel=trades_channel,
+            live=live,
+            history_trades=history_trades,
             record=False,  # a long run would keep every trade in memory
         )
         asyncio.run(serve(settings))

@@ -30,6 +30,8 @@ def write_configs(
     store_raw_data: bool = False,
     level: str = "INFO",
     connection: dict[str, Any] | None = None,
+    channels: dict[str, str] | None = None,
+    database_extra: dict[str, Any] | None = None,
 ) -> list[str]:
     """Write okx.json, database.json and logging.json; return the `tcpd run` arguments."""
     okx = {
@@ -42,7 +44,9 @@ def write_configs(
             **(connection or {}),
         },
         "data_collection": {"store_raw_data": store_raw_data, "health_check_interval": 1.0},
-        "trading_pairs": [{"symbol": s, "data_types": ["trade"]} for s in symbols],
+        "trading_pairs": [
+            {"symbol": s, "data_types": ["trade"], "channels": channels or {}} for s in symbols
+        ],
     }
     database: dict[str, Any] = {
         "database": {"url": dsn or "postgresql://nobody@127.0.0.1:1/unused"},
@@ -52,6 +56,7 @@ def write_configs(
             "retry_initial_delay": 0.1,
             "retry_max_delay": 0.5,
         },
+        **(database_extra or {}),
     }
     logging_config = {
         "level": level,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import orjson
 
-from ingest.collector.dead_letters import HOUR, MAX_RAW_BYTES, DeadLetterCap, dead_letter
 from ingest.collector.from_config import collector_configs
 from ingest.collector.params import parse_params
 from ingest.config.exchange import ExchangeFile
+from ingest.dead_letters import HOUR, MAX_RAW_BYTES, DeadLetterCap, dead_letter
 from tests.collector_support import MemorySink, collector_for, simulator, trade_keys, wait_for
 
 ARG = {"channel": "trades", "instId": "BTC-USDT"}

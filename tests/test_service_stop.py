@@ -15,6 +15,7 @@ import json
 import signal
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ingest.rows import Row, TradeRow
 from ingest.service import IngestService
 from ingest.simulator import OkxSimulator
 from ingest.storage import CollectorStatusRow, CopyWriter
+from ingest.storage.watermarks import Hold
 from tests.collector_support import (
     MemorySink,
     btc_trades_config,
@@ -74,6 +76,16 @@ class StatusRaceWriter:
     @property
     def unwritten(self) -> int:
         return 0
+
+    # Watermark holds (gap filling): nothing is written here, so nothing to hold.
+    def hold(self, exchange: str, symbol: str, at: datetime | None) -> Hold:
+        return Hold(exchange, symbol, None, 0)
+
+    def release(self, hold: Hold) -> None:
+        pass
+
+    def replaying(self) -> bool:
+        return False
 
     def stats(self) -> dict[str, Any]:
         return {"rows_written": {}, "duplicates_skipped": 0, "queue_rows": 0, "queue_capacity": 100}

@@ -32,10 +32,10 @@ from websockets.frames import CloseCode
 from ingest.collector.base import BaseDataCollector
 from ingest.collector.batch_receiver import BatchClientConnection, connect
 from ingest.collector.continuity import SessionTrades, TradeContinuity
-from ingest.collector.dead_letters import DeadLetterCap, dead_letter
 from ingest.collector.handover import HANDOVER_OVERLAP, Overlap
 from ingest.collector.params import CollectorParams
 from ingest.collector.sink import RowSink
+from ingest.dead_letters import DeadLetterCap, dead_letter
 from ingest.errors import ExchangeError
 from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Subscription
 from ingest.model import ExchangeCollectorConfig

@@ -33,8 +33,8 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 
-from ingest.collector.dead_letters import dead_letter
 from ingest.db.connection import connect
+from ingest.dead_letters import dead_letter
 from ingest.errors import TcpdError
 from ingest.history.model import TradeHistorySource
 from ingest.history.pacing import RequestPacer

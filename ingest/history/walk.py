@@ -39,7 +39,7 @@ class Walk:
     requests: int = 0
     rejected: list[tuple[str | bytes, str]] = field(default_factory=list)  # items refused
     lowest: int | None = None  # lowest sequence number seen
-    lowest_ms: int | None = None  # exchange time of the oldest trade yielded
+    lowest_ms: int | None = None  # exchange time of the oldest trade seen
     newest_ms: int | None = None  # exchange time of the newest trade yielded
     missing: list[tuple[int, int]] = field(default_factory=list)  # (after, before) not covered
 
@@ -66,7 +66,8 @@ class HistoryReader:
         self._policy = policy
         self._store_raw = store_raw_data
 
-    async def _get(self, symbol: str, request: HistoryRequest, walk: Walk) -> HistoryPage:
+    async def page(self, symbol: str, request: HistoryRequest, walk: Walk) -> HistoryPage:
+        """One paced, retried request, parsed; counted in `walk`."""
         await self._pacer.wait(request.path)
         walk.requests += 1
         payload = await get_json(self._client, request.path, request.params, self._policy)
@@ -87,7 +88,7 @@ class HistoryReader:
         cursor = before  # everything in [cursor, before) is covered
         top = after  # the highest sequence number REST has shown
         for attempt in range(LAG_RETRIES + 1):
-            page = await self._get(symbol, self._source.newest(symbol), walk)
+            page = await self.page(symbol, self._source.newest(symbol), walk)
             spans = self._spans(page.rows)
             if spans:
                 top = max(top, max(last for _first, last in spans))
@@ -103,7 +104,7 @@ class HistoryReader:
             if kept:
                 yield kept
         while cursor > after + 1 and not self._older_than_since(walk, since_ms):
-            page = await self._get(symbol, self._source.older_than(symbol, cursor), walk)
+            page = await self.page(symbol, self._source.older_than(symbol, cursor), walk)
             spans = self._spans(page.rows)
             lowest = min((first for first, _last in spans), default=None)
             if lowest is None or lowest >= cursor:
