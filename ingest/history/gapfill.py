@@ -27,13 +27,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import psycopg
 
-from ingest.db.connection import connect
+from ingest.db.connection import connect, connect_sync
 from ingest.dead_letters import dead_letter
 from ingest.errors import TcpdError
 from ingest.history.model import TradeHistorySource
@@ -42,6 +42,7 @@ from ingest.history.walk import HistoryReader, Walk
 from ingest.instruments.http import RestClient, RetryPolicy
 from ingest.redact import redact_text
 from ingest.rows import Row, TradeRow
+from ingest.storage.candle_refresh import refresh_candles
 from ingest.storage.gaps import Gap, mark_filled, new_gap_id, note_attempt, record_gaps
 from ingest.storage.watermarks import Hold
 
@@ -261,6 +262,8 @@ class GapFiller:
         fetched, walk = walked
         await self._confirm_stored(gap, fetched)
         self.stats.trades_filled += fetched
+        if fetched:
+            await asyncio.to_thread(self._refresh_candles, gap)
         if walk.complete:
             await self._db(lambda conn: mark_filled(conn, gap.gap_id, fetched), "marking a gap filled")
             self.stats.gaps_filled += 1
@@ -368,6 +371,19 @@ class GapFiller:
         while (count := await self._db(stored, "counting filled trades")) < fetched:
             logger.debug("%s %s: %d of %d filled trades stored", gap.exchange, gap.symbol, count, fetched)
             await self._sleep(1.0)
+
+    def _refresh_candles(self, gap: Gap) -> None:
+        """Candles over the filled range: the TSL refresh policies only look back a day or so,
+        a gap may be older (a long outage); the Apache refresh finds late rows itself, this
+        makes it immediate. A failure is logged: the candles are then refreshed by the next
+        policy run that covers them, or by `tcpd candles refresh`."""
+        try:
+            with connect_sync(self._conninfo, autocommit=True) as conn:
+                refresh_candles(conn, gap.from_ts, gap.to_ts + timedelta(milliseconds=1))
+        except (TcpdError, psycopg.Error) as exc:
+            logger.warning(
+                "%s %s: candles over the filled gap not refreshed: %s", gap.exchange, gap.symbol, exc
+            )
 
     async def _dead_letters(self, walk: Walk) -> None:
         if not walk.rejected:

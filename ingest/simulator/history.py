@@ -11,7 +11,8 @@ Both serve the same history the WebSocket streams: every trade published so far 
 `history_trades` (the horizon: OKX keeps about three months). Objects carry instId, tradeId,
 px, sz, side, source and ts, as strings. Over the per-path rate limit (OKX: 20 requests per 2 s
 for history-trades, 100 for trades, per IP) the answer is HTTP 429 with code 50011, as OKX's.
-Fault control: `fail_next(count, status)` answers the next requests with an error status.
+Fault control: `fail_next(count, status)` answers the next requests with an error status,
+`heal()` ends that.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class TradeHistoryEndpoint:
     def fail_next(self, count: int, status: HTTPStatus) -> None:
         """Answer the next `count` requests with `status` (429 with code 50011, 5xx with 50001)."""
         self._faults.extend([status] * count)
+
+    def heal(self) -> None:
+        """Stop failing: the error answers still queued by fail_next() are dropped."""
+        self._faults.clear()
 
     def handles(self, request: Request) -> bool:
         return urlsplit(request.path).path in self._limits
