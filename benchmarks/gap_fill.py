@@ -119,9 +119,10 @@ async def reconnect_to_filled(dsn: str, rate: float, outage: float, reps: int) -
 
 
 async def backfill(dsn: str, history: int) -> dict[str, Any]:
-    rate = 5000.0
+    # The stream goes on while the backfill walks (slower, at OKX's REST limits): the history
+    # keeps everything, so the walk never falls off its far end.
     settings = SimulatorSettings(
-        total=None, rate=rate, live=True, trades_channel="trades-all", history_trades=history * 2
+        total=None, rate=2000.0, live=True, trades_channel="trades-all", history_trades=10**9
     )
     async with OkxSimulator(settings) as sim:
         await poll(lambda: len(sim.published_trades("BTC-USDT")) >= history)

@@ -254,6 +254,22 @@ async def test_graceful_disconnect_then_resubscribe_continues_the_stream() -> No
     assert sim.counters["forced_disconnects"] == 1
 
 
+async def test_disconnect_then_refuse_handshakes_for_a_while() -> None:
+    async with simulator(total=0) as sim:
+        async with connect(sim.url):
+            await wait_for(lambda: sim.open_connections == 1)
+            assert await sim.disconnect_all(refuse_for=0.5) == 1
+        refused_at = time.monotonic()
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(sim.business_url):
+                pass
+        assert info.value.response.status_code == 503
+        assert sim.counters["refused_connections"] == 1
+        await asyncio.sleep(max(0.0, refused_at + 0.6 - time.monotonic()))
+        async with connect(sim.url) as ws:  # the outage is over
+            await ws.ping()
+
+
 async def test_abrupt_disconnect_loses_only_buffered_frames_and_never_repeats() -> None:
     async with simulator(total=400, rate=4000.0) as sim:
         received: list[TradeRow] = []

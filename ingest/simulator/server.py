@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Collection
 from http import HTTPStatus
@@ -67,6 +68,7 @@ class OkxSimulator:
         self._pump = Pump(self.settings, self._streams, self._subscribers, self.counters, self.sent_trades)
         self._conn_ids = itertools.count(1)
         self._closers: set[asyncio.Task[None]] = set()
+        self._refuse_until = 0.0  # monotonic time until which handshakes are refused
         self._feeds: dict[Client, QuoteFeed] = {}
         # REST: GET /api/v5/public/instruments on the same port (plain HTTP, no upgrade).
         self.instruments = InstrumentsEndpoint(self.settings.symbols + self.settings.extra_symbols)
@@ -185,9 +187,12 @@ class OkxSimulator:
 
     # -- fault controls ----------------------------------------------------------
 
-    async def disconnect_all(self, *, abrupt: bool = True) -> int:
+    async def disconnect_all(self, *, abrupt: bool = True, refuse_for: float = 0.0) -> int:
         """Drop every client: abrupt=True resets TCP (buffered frames are lost, like a network
-        failure); abrupt=False closes with 1012 after flushing. Returns the number dropped."""
+        failure); abrupt=False closes with 1012 after flushing. WebSocket handshakes are then
+        refused (HTTP 503) for `refuse_for` seconds, REST is still answered. Returns the number
+        dropped."""
+        self._refuse_until = time.monotonic() + refuse_for
         clients = list(self._clients)
         for client in clients:
             client.closing = True
@@ -238,6 +243,9 @@ class OkxSimulator:
 
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path in (PUBLIC_PATH, BUSINESS_PATH):
+            if time.monotonic() < self._refuse_until:
+                self.counters["refused_connections"] += 1
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "simulated network outage\n")
             return None
         if self.instruments.handles(request):
             return self.instruments.respond(request)
@@ -386,11 +394,19 @@ class OkxSimulator:
             return stream.last_trade()
         return DEFAULT_LAST_TRADE  # replayed or extra symbols: no generated price to follow
 
-    def published_trades(self, inst_id: str) -> list[SentTrade]:
-        """Every trade of `inst_id` the exchange published so far, oldest first (received by a
-        client or not): what a complete history holds."""
+    def published_trades(self, inst_id: str, first: int = 1, last: int | None = None) -> list[SentTrade]:
+        """The trades of `inst_id` the exchange published so far (received by a client or not),
+        oldest first: what a complete history holds. `first`/`last`: trade ids, inclusive."""
         stream = self._trade_stream(inst_id)
-        return [] if stream is None else stream.trades_by_id(1, stream.published() + 1)
+        if stream is None:
+            return []
+        newest = stream.published()
+        return stream.trades_by_id(first, min(newest, newest if last is None else last) + 1)
+
+    def published_count(self, inst_id: str) -> int:
+        """How many trades of `inst_id` were published so far (ids run 1..count)."""
+        stream = self._trade_stream(inst_id)
+        return 0 if stream is None else stream.published()
 
     async def _error(self, client: Client, code: str, msg: str) -> None:
         self.counters["errors"] += 1
