@@ -120,8 +120,9 @@ def run_query(conn: psycopg.Connection[Any], name: str, schema: str) -> list[tup
 
 def compare_queries(conn: psycopg.Connection[Any], runs: int, label: str, out: list[dict[str, Any]]) -> None:
     for name in QUERIES:
-        before_rows = run_query(conn, name, "before_0117")
-        after_rows = run_query(conn, name, "public")
+        with conn.transaction():  # one now() for both: the windows and the closed candles agree
+            before_rows = run_query(conn, name, "before_0117")
+            after_rows = run_query(conn, name, "public")
         assert sorted(before_rows) == sorted(after_rows), f"{name}: before and after differ"
         times: dict[str, list[float]] = {"before": [], "after": []}
         for _ in range(runs):

@@ -4,6 +4,7 @@ Every scenario gets its own database `bench_<scenario>_<pid>` on the admin serve
 with ingest.db.migrations.migrate (the same hypertable and indexes the service uses), and
 dropped afterwards. The limits load the very rows the simulator sends straight into
 raw_trades, once by a binary COPY from Python and once by a server-side COPY from a file.
+Checks and probes take the venue (`exchange`, "okx" or "binance") whose rows they look at.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from psycopg.types.json import set_json_dumps
 
 from ingest.db.migrations import migrate
 from ingest.redact import redact_dsn
+from ingest.simulator.binance.tape import agg_of, agg_values, qty_of
 from ingest.simulator.generator import TradeGenerator
 
 EXCHANGE = "okx"
@@ -95,12 +97,19 @@ def server_settings(dsn: str) -> dict[str, str]:
 # -- the trades the simulator sends, rebuilt --------------------------------------------------
 
 
-def expected_trades(symbol: str, n: int) -> list[tuple[str, str, str, str]]:
+def expected_trades(symbol: str, n: int, exchange: str = EXCHANGE) -> list[tuple[str, str, str, str]]:
     """(trade_id, px, sz, side) of the simulator's first n trades of `symbol` (ids 1..n).
 
-    Rebuilt with the simulator's own generator, so a value check compares with what was
-    really sent, not with a copy of its formula.
+    Rebuilt with the simulator's own code (OKX: its generator; Binance: the tape's value
+    functions), so a value check compares with what was really sent, not with a copy of
+    its formula. Binance writes 8 decimals, which numeric keeps, so price::text matches.
     """
+    if exchange == "binance":
+        out = []
+        for i in range(1, n + 1):
+            price, buyer_maker = agg_values(agg_of(i))
+            out.append((str(i), price, qty_of(i), "sell" if buyer_maker else "buy"))
+        return out
     gen = TradeGenerator(symbol, trades_per_message=1, chunk_trades=n, limit=n)
     gen.extend()
     return [(t.trade_id, t.price, t.size, t.side) for t in gen.trades_in(0, n)]
@@ -210,10 +219,36 @@ class Verification:
         )
 
 
-def verify(dsn: str, symbols: list[str], per_symbol: int, sample: int = 20_000) -> Verification:
+# Rows whose columns disagree with their own raw_data (or carry another venue or side), per
+# venue: the wire object's field names differ. Binance's T is ms (µs on timeUnit=MICROSECOND).
+_INCONSISTENT = {
+    "okx": (
+        "exchange <> 'okx' OR side NOT IN ('buy', 'sell') OR ("
+        "raw_data IS NOT NULL AND (raw_data->>'instId' IS DISTINCT FROM symbol "
+        "OR raw_data->>'tradeId' IS DISTINCT FROM trade_id "
+        "OR raw_data->>'px' IS DISTINCT FROM price::text OR raw_data->>'sz' IS DISTINCT FROM size::text "
+        "OR raw_data->>'side' IS DISTINCT FROM side OR (raw_data->>'ts')::bigint "
+        "IS DISTINCT FROM (extract(epoch FROM \"timestamp\") * 1000)::bigint))"
+    ),
+    "binance": (
+        "exchange <> 'binance' OR side NOT IN ('buy', 'sell') OR ("
+        "raw_data IS NOT NULL AND (raw_data->>'s' IS DISTINCT FROM symbol "
+        "OR raw_data->>'t' IS DISTINCT FROM trade_id "
+        "OR raw_data->>'p' IS DISTINCT FROM price::text OR raw_data->>'q' IS DISTINCT FROM size::text "
+        "OR (CASE WHEN (raw_data->>'m')::boolean THEN 'sell' ELSE 'buy' END) IS DISTINCT FROM side "
+        "OR (CASE WHEN (raw_data->>'T')::bigint >= 100000000000000 THEN (raw_data->>'T')::bigint / 1000 "
+        "ELSE (raw_data->>'T')::bigint END) "
+        "IS DISTINCT FROM (extract(epoch FROM \"timestamp\") * 1000)::bigint))"
+    ),
+}
+
+
+def verify(
+    dsn: str, symbols: list[str], per_symbol: int, sample: int = 20_000, exchange: str = EXCHANGE
+) -> Verification:
     """Count rows and distinct trades, check every row against its raw_data, and check the
     values of the first `sample` trades of every symbol (all price and size variants) against
-    the simulator's generator."""
+    the simulator's own value code (expected_trades)."""
     with connect(dsn) as conn:
         row = conn.execute(
             "SELECT count(*), count(DISTINCT (symbol, trade_id)), "
@@ -223,23 +258,19 @@ def verify(dsn: str, symbols: list[str], per_symbol: int, sample: int = 20_000) 
         assert row is not None
         rows, distinct, first, last = int(row[0]), int(row[1]), row[2] or 0.0, row[3] or 0.0
         bad = conn.execute(
-            "SELECT count(*) FILTER (WHERE exchange <> 'okx' OR side NOT IN ('buy', 'sell') OR ("
-            "raw_data IS NOT NULL AND (raw_data->>'instId' IS DISTINCT FROM symbol "
-            "OR raw_data->>'tradeId' IS DISTINCT FROM trade_id "
-            "OR raw_data->>'px' IS DISTINCT FROM price::text OR raw_data->>'sz' IS DISTINCT FROM size::text "
-            "OR raw_data->>'side' IS DISTINCT FROM side OR (raw_data->>'ts')::bigint "
-            "IS DISTINCT FROM (extract(epoch FROM \"timestamp\") * 1000)::bigint))), "
-            "count(raw_data) FROM raw_trades"
+            sql.SQL("SELECT count(*) FILTER (WHERE {}), count(raw_data) FROM raw_trades").format(
+                sql.SQL(_INCONSISTENT[exchange])  # type: ignore[arg-type]  # a constant above
+            )
         ).fetchone()
         inconsistent = int(bad[0]) if bad else -1
         with_raw = int(bad[1]) if bad else -1
         checked = mismatches = 0
         for symbol in symbols:
-            want = {t[0]: t for t in expected_trades(symbol, min(per_symbol, sample))}
+            want = {t[0]: t for t in expected_trades(symbol, min(per_symbol, sample), exchange)}
             got = conn.execute(
                 "SELECT trade_id, price::text, size::text, side FROM raw_trades "
-                "WHERE exchange = 'okx' AND symbol = %s AND trade_id = ANY(%s)",
-                (symbol, list(want)),
+                "WHERE exchange = %s AND symbol = %s AND trade_id = ANY(%s)",
+                (exchange, symbol, list(want)),
             ).fetchall()
             checked += len(want)
             seen = {r[0]: (r[0], r[1], r[2], r[3]) for r in got}
@@ -248,7 +279,9 @@ def verify(dsn: str, symbols: list[str], per_symbol: int, sample: int = 20_000) 
                         float(last))
 
 
-def last_trade_visible(conn: psycopg.Connection[Any], symbol: str, trade_id: str) -> bool:
+def last_trade_visible(
+    conn: psycopg.Connection[Any], symbol: str, trade_id: str, exchange: str = EXCHANGE
+) -> bool:
     """Is trade `trade_id` of `symbol` committed? Two index probes, cheap enough to poll.
 
     The unique index is (exchange, symbol, "timestamp", trade_id): a lookup by trade_id
@@ -257,10 +290,10 @@ def last_trade_visible(conn: psycopg.Connection[Any], symbol: str, trade_id: str
     decreases), so once it is visible it is the row at max("timestamp").
     """
     row = conn.execute(
-        "SELECT 1 FROM raw_trades WHERE exchange = 'okx' AND symbol = %s AND trade_id = %s "
+        "SELECT 1 FROM raw_trades WHERE exchange = %s AND symbol = %s AND trade_id = %s "
         'AND "timestamp" = (SELECT max("timestamp") FROM raw_trades '
-        "WHERE exchange = 'okx' AND symbol = %s)",
-        (symbol, trade_id, symbol),
+        "WHERE exchange = %s AND symbol = %s)",
+        (exchange, symbol, trade_id, exchange, symbol),
     ).fetchone()
     return row is not None
 

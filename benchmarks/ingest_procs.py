@@ -1,8 +1,8 @@
 """Process side of the ingest benchmark: the simulator and collector processes, and /proc.
 
-The simulator is `tcpd simulate` (or, for the latency scenario, benchmarks/ingest_simulator.py,
-which stamps each message when it is sent); the collector is `tcpd run` with generated
-config files. CPU and memory are read from /proc/PID/stat and /proc/PID/status.
+The simulator is `tcpd simulate --exchange okx|binance` (or, for the latency scenario,
+benchmarks/ingest_simulator.py, which stamps each message when it is sent); the collector is
+`tcpd run` with generated config files for the same venue. CPU and memory are read from /proc/PID/stat and /proc/PID/status.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parent.parent
 TCPD = ROOT / ".venv" / "bin" / "tcpd"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_URL = re.compile(r"public_ws_url: (ws://\S+)")
+# The line of `tcpd simulate` output that carries the collector's URL, per venue.
+_URL = {
+    "okx": re.compile(r"public_ws_url: (ws://\S+)"),
+    "binance": re.compile(r"^ws_url: (ws://\S+)"),
+}
+VENUES = tuple(_URL)
 _COUNTERS = re.compile(r"stopped: (.*)")
 
 
@@ -59,7 +64,12 @@ def memory_kb(pid: int) -> dict[str, int]:
 
 @dataclass
 class Simulator:
-    """A simulator process serving OKX v5 on 127.0.0.1; start() waits for its URL."""
+    """A simulator process serving OKX v5 or Binance spot on 127.0.0.1; start() waits for its URL.
+
+    Binance: `tcpd simulate --exchange binance --no-live` builds each frame when it publishes
+    it (OKX's frames are built before start() returns), one trade per message; at rate 0 it
+    publishes 1,000 trades per symbol per step, as fast as the collector reads.
+    """
 
     symbols: list[str]
     rate: float  # trades/s over all symbols, 0 = unlimited
@@ -67,6 +77,7 @@ class Simulator:
     total: int
     workdir: Path
     fresh_ts: bool = False  # stamp each message when sent (latency runs)
+    exchange: str = "okx"
     url: str = ""
     counters: dict[str, int] = field(default_factory=dict)
     _proc: subprocess.Popen[str] | None = None
@@ -74,6 +85,16 @@ class Simulator:
 
     def start(self, timeout: float = 300.0) -> None:
         """Launch the process; wait until the frames are built and the port is listening."""
+        if self.exchange == "binance":
+            if self.fresh_ts or self.trades_per_message != 1:
+                raise BenchError("the Binance simulator sends 1 trade/message, stamped when published")
+            cmd = [
+                str(TCPD), "simulate", "--exchange", "binance", "--port", "0",
+                "--symbols", ",".join(self.symbols), "--rate", str(self.rate),
+                "--total", str(self.total), "--no-live", "--tickers-rate", "0",
+            ]  # fmt: skip
+            self._launch(cmd, timeout)
+            return
         args = [
             "--port",
             "0",
@@ -93,6 +114,10 @@ class Simulator:
         else:
             # A fixed tape that waits for its subscribers, on the public `trades` channel.
             cmd = [str(TCPD), "simulate", *args, "--no-live", "--trades-channel", "trades"]
+        self._launch(cmd, timeout)
+
+    def _launch(self, cmd: list[str], timeout: float) -> None:
+        url = _URL[self.exchange]
         self._log = (self.workdir / "simulator.err").open("w")
         self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True)
         assert self._proc.stdout is not None
@@ -101,7 +126,7 @@ class Simulator:
             line = self._proc.stdout.readline()
             if not line:
                 raise BenchError(f"simulator exited early: {self._tail()}")
-            found = _URL.search(line)
+            found = url.search(line)
             if found:
                 self.url = found.group(1)
                 return
@@ -142,7 +167,7 @@ class Simulator:
 
 @dataclass
 class Collector:
-    """`tcpd run` with generated okx.json / database.json / logging.json in `workdir`."""
+    """`tcpd run` with generated <exchange>.json / database.json / logging.json in `workdir`."""
 
     url: str
     dsn: str
@@ -150,33 +175,40 @@ class Collector:
     workdir: Path
     writer: dict[str, Any] = field(default_factory=dict)
     store_raw_data: bool = False
+    exchange: str = "okx"
     returncode: int | None = None
     _proc: subprocess.Popen[bytes] | None = None
 
     def write_configs(self) -> list[str]:
         """Write the three config files; return the `tcpd run` arguments."""
-        base = self.url.rsplit("/ws/v5/", 1)[0]
-        connection: dict[str, Any] = {"public_ws_url": self.url, "business_ws_url": base + "/ws/v5/business"}
+        connection: dict[str, Any]
+        if self.exchange == "binance":
+            connection = {"ws_url": self.url}
+            channel = "trade"
+        else:
+            base = self.url.rsplit("/ws/v5/", 1)[0]
+            connection = {"public_ws_url": self.url, "business_ws_url": base + "/ws/v5/business"}
+            channel = "trades"
         if os.environ.get("TCPD_BENCH_LINGER"):  # A/B runs of connection.receive_linger
             connection["receive_linger"] = float(os.environ["TCPD_BENCH_LINGER"])
-        okx = {
-            "exchange": "okx",
+        venue = {
+            "exchange": self.exchange,
             "connection": connection,
             "data_collection": {"store_raw_data": self.store_raw_data},
             "trading_pairs": [
-                {"symbol": s, "data_types": ["trade"], "channels": {"trades": "trades"}} for s in self.symbols
+                {"symbol": s, "data_types": ["trade"], "channels": {"trades": channel}} for s in self.symbols
             ],
         }
         db = {"database": {"url": self.dsn}, "writer": self.writer}
         logging_file = {"level": "INFO", "console_output": True, "file_output": False}
         paths = {}
-        for name, content in (("okx", okx), ("database", db), ("logging", logging_file)):
+        for name, content in ((self.exchange, venue), ("database", db), ("logging", logging_file)):
             path = self.workdir / f"{name}.json"
             path.write_text(json.dumps(content, indent=2))
             paths[name] = str(path)
         return [
             "--config",
-            paths["okx"],
+            paths[self.exchange],
             "--database-config",
             paths["database"],
             "--logging-config",

@@ -2,6 +2,8 @@
 
 Every scenario gets a fresh migrated database and fresh processes, checks that every
 trade sent was stored exactly once with its values, and returns a flat dict of results.
+throughput and steady take `exchange` ("okx", the default, or "binance": the same scenario
+against `tcpd simulate --exchange binance`, whose messages carry one trade each).
 """
 
 from __future__ import annotations
@@ -30,11 +32,15 @@ from ingest_latency import VisibilityPoller, percentile
 from ingest_procs import BenchError, Collector, Simulator, cpu_seconds, memory_kb, wakeups
 
 SYMBOL = "BTC-USDT"
+SYMBOLS = {"okx": SYMBOL, "binance": "BTCUSDT"}  # the first symbol of each venue
 _QUEUE = re.compile(r"queue (\d+)/")
 
 
-def symbols(n: int) -> list[str]:
-    """n OKX-like instIds: BTC-USDT, then S1-USDT, S2-USDT, ..."""
+def symbols(n: int, exchange: str = "okx") -> list[str]:
+    """n symbols: OKX-like instIds BTC-USDT, S1-USDT, S2-USDT, ... or Binance-like
+    BTCUSDT, S1USDT, S2USDT, ..."""
+    if exchange == "binance":
+        return [SYMBOLS["binance"]] + [f"S{i}USDT" for i in range(1, n)]
     return [SYMBOL] + [f"S{i}-USDT" for i in range(1, n)]
 
 
@@ -53,13 +59,14 @@ class Run:
         writer: dict[str, Any] | None = None,
         store_raw_data: bool = False,
         fresh_ts: bool = False,
+        exchange: str = "okx",
     ) -> None:
         self.admin_dsn, self.name, self.syms = admin_dsn, name, syms
-        self.total, self.tpm = total, tpm
+        self.total, self.tpm, self.exchange = total, tpm, exchange
         self._db = fresh_database(admin_dsn, name)
         self._tmp = tempfile.TemporaryDirectory(prefix=f"tcpd_bench_{name}_")
         self.workdir = Path(self._tmp.name)
-        self.sim = Simulator(syms, rate, tpm, total, self.workdir, fresh_ts=fresh_ts)
+        self.sim = Simulator(syms, rate, tpm, total, self.workdir, fresh_ts=fresh_ts, exchange=exchange)
         self._writer, self._store_raw = writer or {}, store_raw_data
         self.dsn = ""
         self.col: Collector | None = None
@@ -70,7 +77,8 @@ class Run:
         try:
             self.sim.start()
             self.col = Collector(
-                self.sim.url, self.dsn, self.syms, self.workdir, self._writer, self._store_raw
+                self.sim.url, self.dsn, self.syms, self.workdir, self._writer, self._store_raw,
+                exchange=self.exchange,
             )
         except BaseException:
             self.sim.stop()
@@ -90,7 +98,7 @@ class Run:
         self.exit_code = self.col.stop()
         counters = self.sim.stop()
         per_symbol = self.total // len(self.syms)
-        v = verify(self.dsn, self.syms, per_symbol)
+        v = verify(self.dsn, self.syms, per_symbol, exchange=self.exchange)
         sent = counters.get("trades", -1)
         ok = v.ok(self.total) and sent == self.total and self.exit_code == 0
         if not ok:
@@ -122,7 +130,13 @@ class Run:
 
 
 def _wait_last_trade(
-    dsn: str, syms: list[str], per_symbol: int, col: Collector, timeout: float, poll: float = 0.01
+    dsn: str,
+    syms: list[str],
+    per_symbol: int,
+    col: Collector,
+    timeout: float,
+    poll: float = 0.01,
+    exchange: str = "okx",
 ) -> float:
     """Wall clock when the last trade of every symbol and the full count are visible."""
     deadline = time.monotonic() + timeout
@@ -131,7 +145,7 @@ def _wait_last_trade(
         while time.monotonic() < deadline:
             if not col.alive():
                 raise BenchError(f"collector exited early:\n{col.log_tail()}")
-            pending = [s for s in pending if not last_trade_visible(conn, s, str(per_symbol))]
+            pending = [s for s in pending if not last_trade_visible(conn, s, str(per_symbol), exchange)]
             if not pending:
                 now = time.time()
                 # The last id can commit just before an earlier batch (two writer workers).
@@ -142,18 +156,29 @@ def _wait_last_trade(
 
 
 def throughput(
-    admin_dsn: str, *, tpm: int, total: int, timeout: float, store_raw_data: bool = False
+    admin_dsn: str,
+    *,
+    tpm: int,
+    total: int,
+    timeout: float,
+    store_raw_data: bool = False,
+    exchange: str = "okx",
 ) -> dict[str, Any]:
-    """Full speed: pre-built frames, one symbol. Throughput = trades / (last commit - first batch start)."""
-    name = f"tput{tpm}{'raw' if store_raw_data else ''}"
+    """Full speed, one symbol. Throughput = trades / (last commit - first batch start).
+
+    OKX frames are pre-built; Binance's simulator builds each frame as it publishes it (its
+    CPU is reported as simulator_cpu_us_per_trade)."""
+    name = f"tput{tpm}{'raw' if store_raw_data else ''}{'' if exchange == 'okx' else exchange}"
+    symbol = SYMBOLS[exchange]
     with Run(
-        admin_dsn, name, syms=[SYMBOL], rate=0, tpm=tpm, total=total, store_raw_data=store_raw_data
+        admin_dsn, name, syms=[symbol], rate=0, tpm=tpm, total=total, store_raw_data=store_raw_data,
+        exchange=exchange,
     ) as run:
         assert run.col is not None
         sim_cpu0 = cpu_seconds(run.sim.pid)  # frames are built already
         launched = run.start_collector()
         pid = run.col.pid
-        done = _wait_last_trade(run.dsn, [SYMBOL], total, run.col, timeout)
+        done = _wait_last_trade(run.dsn, [symbol], total, run.col, timeout, exchange=exchange)
         cpu = cpu_seconds(pid)
         sim_cpu = cpu_seconds(run.sim.pid) - sim_cpu0
         with connect(run.dsn) as conn:
@@ -163,6 +188,7 @@ def throughput(
     elapsed = done - checks["first_created"]
     return {
         "scenario": f"throughput {tpm}/msg",
+        "exchange": exchange,
         "trades_per_message": tpm,
         "trades": total,
         "store_raw_data": store_raw_data,
@@ -249,12 +275,15 @@ def overload(admin_dsn: str, *, total: int, batch_rows: int, timeout: float) -> 
     }
 
 
-def steady(admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window: float) -> dict[str, Any]:
+def steady(
+    admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window: float, exchange: str = "okx"
+) -> dict[str, Any]:
     """Paced at `rate` trades/s over `n_symbols` collectors: CPU per trade and RSS over a window."""
-    syms = symbols(n_symbols)
+    syms = symbols(n_symbols, exchange)
     total = int(rate * (warmup + window + 3))
     total -= total % n_symbols
-    with Run(admin_dsn, f"steady{n_symbols}", syms=syms, rate=rate, tpm=1, total=total) as run:
+    name = f"steady{n_symbols}{'' if exchange == 'okx' else exchange}"
+    with Run(admin_dsn, name, syms=syms, rate=rate, tpm=1, total=total, exchange=exchange) as run:
         assert run.col is not None
         run.start_collector()
         pid = run.col.pid
@@ -273,10 +302,11 @@ def steady(admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window
         t2, c2, w2 = time.time(), cpu_seconds(pid), wakeups(pid)
         mem = memory_kb(pid)
         stored = count_created_between(run.dsn, t1, t2)
-        _wait_last_trade(run.dsn, syms, total // n_symbols, run.col, 60)
+        _wait_last_trade(run.dsn, syms, total // n_symbols, run.col, 60, exchange=exchange)
         checks = run.finish()
     return {
         "scenario": f"steady {n_symbols} collector(s)",
+        "exchange": exchange,
         "collectors": n_symbols,
         "rate": rate,
         "window_s": t2 - t1,

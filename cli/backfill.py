@@ -25,7 +25,7 @@ from ingest.config import DatabaseFile, ExchangeFile, load_exchange_file
 from ingest.config.urls import loopback_http_url
 from ingest.db.connection import connect_sync
 from ingest.errors import ConfigError
-from ingest.exchanges.registry import get_trade_history
+from ingest.exchanges.registry import get_trade_history, get_venue
 from ingest.history.backfill import Backfill, Outcome, Progress
 from ingest.history.model import TradeHistorySource
 from ingest.history.pacing import RequestPacer
@@ -74,11 +74,14 @@ def backfill(
         if start >= end:
             raise ConfigError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
         exchange = load_exchange_file(config)
-        if symbol not in {pair.symbol for pair in exchange.trading_pairs}:
+        # The venue's spelling of the pair (Binance: BTC-USDT is BTCUSDT), as rows hold it.
+        to_stored = get_venue(exchange.exchange).stored_symbol
+        if to_stored(symbol) not in {to_stored(pair.symbol) for pair in exchange.trading_pairs}:
             listed = ", ".join(pair.symbol for pair in exchange.trading_pairs)
             raise ConfigError(
                 f"--symbol {symbol!r} is not in trading_pairs of {config} ({listed}); add it there"
             )
+        symbol = to_stored(symbol)
         source = get_trade_history(exchange.exchange)
         if source is None:
             raise ConfigError(f"exchange {exchange.exchange!r} has no REST trade history to backfill from")
@@ -90,7 +93,7 @@ def backfill(
 
 
 async def _load(
-    exchange: ExchangeFile,
+    exchange: ExchangeFile[Any],
     database: DatabaseFile,
     source: TradeHistorySource,
     symbol: str,
@@ -100,7 +103,7 @@ async def _load(
 ) -> Outcome:
     base_url = (
         exchange.gap_fill.rest_url
-        or loopback_http_url(exchange.connection.public_ws_url)
+        or loopback_http_url(exchange.connection.main_ws_url())
         or source.default_base_url
     )
     conninfo = database.database.conninfo()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -62,7 +62,7 @@ def run(
     raise typer.Exit(code)
 
 
-async def _serve(database: DatabaseFile, exchanges: list[ExchangeFile]) -> int:
+async def _serve(database: DatabaseFile, exchanges: list[ExchangeFile[Any]]) -> int:
     # Built inside the running loop: the service creates asyncio objects.
     service = IngestService(database, exchanges)
     return await service.run()

@@ -1,4 +1,4 @@
-"""tcpd simulate: run the local OKX v5 simulator until SIGINT/SIGTERM."""
+"""tcpd simulate: run a local exchange simulator (OKX v5 or Binance spot) until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,17 +13,27 @@ import typer
 from cli.common import reporting_errors
 from ingest.errors import ConfigError
 from ingest.simulator import OkxSimulator, SimulatorSettings
+from ingest.simulator.binance import BinanceSimulator, BinanceSimulatorSettings
 
 logger = logging.getLogger(__name__)
 
 
+EXCHANGES = ("okx", "binance")
+DEFAULT_SYMBOLS = {"okx": "BTC-USDT", "binance": "BTCUSDT"}
+
+
 def simulate(
+    exchange: Annotated[str, typer.Option(help="Venue to simulate: okx or binance.")] = "okx",
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8765,
     symbols: Annotated[
-        str, typer.Option(help="Comma-separated OKX instIds to generate trades for.")
-    ] = "BTC-USDT",
+        str | None,
+        typer.Option(
+            help="Comma-separated symbols to generate trades for: OKX instIds (default BTC-USDT) "
+            "or Binance symbols (default BTCUSDT)."
+        ),
+    ] = None,
     rate: Annotated[float, typer.Option(help="Trades per second over all symbols; 0 = unlimited.")] = 1000.0,
-    trades_per_message: Annotated[int, typer.Option(help="Trades in each message.")] = 1,
+    trades_per_message: Annotated[int | None, typer.Option(help="Trades in each message (OKX; 1).")] = None,
     replay: Annotated[
         Path | None, typer.Option(help="Recorded OKX frames to serve (.json frame or .jsonl).")
     ] = None,
@@ -31,20 +41,23 @@ def simulate(
         int | None, typer.Option(help="Stop generating after this many trades (all symbols).")
     ] = None,
     idle_timeout: Annotated[
-        float, typer.Option(help="Close connections silent for this many seconds (code 4004).")
-    ] = 30.0,
+        float | None,
+        typer.Option(help="Close connections silent for this many seconds (OKX; 30, code 4004)."),
+    ] = None,
     resend_on_resubscribe: Annotated[
-        int, typer.Option(help="Re-send the last K trades after a resubscribe (dedup tests).")
-    ] = 0,
+        int | None, typer.Option(help="Re-send the last K trades after a resubscribe (OKX; 0; dedup tests).")
+    ] = None,
     books_rate: Annotated[
-        float, typer.Option(help="books5 snapshots per second per subscribed instId; 0 = none.")
-    ] = 10.0,
+        float | None,
+        typer.Option(help="books5 snapshots per second per subscribed instId (OKX; 10); 0 = none."),
+    ] = None,
     tickers_rate: Annotated[
-        float, typer.Option(help="tickers pushes per second per subscribed instId; 0 = none.")
+        float, typer.Option(help="tickers (OKX) / @ticker (Binance) pushes per second per symbol; 0 = none.")
     ] = 1.0,
     trades_channel: Annotated[
-        str, typer.Option(help="Channel of the generated trades: trades-all (per fill) or trades.")
-    ] = "trades-all",
+        str | None,
+        typer.Option(help="Channel of the generated trades (OKX): trades-all (per fill, default) or trades."),
+    ] = None,
     live: Annotated[
         bool,
         typer.Option(
@@ -56,12 +69,52 @@ def simulate(
         int, typer.Option(help="Trades per instId the REST history keeps (the horizon).")
     ] = 100_000,
 ) -> None:
-    """Serve OKX v5 public/business WebSockets on 127.0.0.1 with generated or replayed data
-    (trades, plus books5 and tickers around the last trade price for subscribers)."""
+    """Serve OKX v5 public/business WebSockets (--exchange okx) or Binance spot streams and REST
+    (--exchange binance) on 127.0.0.1 with generated or replayed data (trades, plus books and
+    tickers around the last trade price for subscribers)."""
     with reporting_errors():
-        names = tuple(s.strip() for s in symbols.split(",") if s.strip())
+        if exchange not in EXCHANGES:
+            raise ConfigError(f"--exchange is {exchange!r}; use okx or binance")
+        names = tuple(s.strip() for s in (symbols or DEFAULT_SYMBOLS[exchange]).split(",") if s.strip())
         if not names:
             raise ConfigError("--symbols is empty; give instIds such as BTC-USDT,ETH-USDT")
+        okx_only = {
+            "--trades-per-message": trades_per_message,
+            "--replay": replay,
+            "--idle-timeout": idle_timeout,
+            "--resend-on-resubscribe": resend_on_resubscribe,
+            "--books-rate": books_rate,
+            "--trades-channel": trades_channel,
+        }
+        if exchange == "binance":
+            given = [name for name, value in okx_only.items() if value is not None]
+            if given:
+                raise ConfigError(
+                    f"{given[0]} is an OKX option; the Binance simulator does not take it "
+                    "(leave it out, or use --exchange okx)"
+                )
+            if rate < 0 or (total is not None and total < 0) or tickers_rate < 0 or history_trades < 1:
+                raise ConfigError("--rate, --total and --tickers-rate must be >= 0, --history-trades >= 1")
+            if live and not rate:
+                raise ConfigError("--live needs a --rate above 0; add --no-live")
+            binance_settings = BinanceSimulatorSettings(
+                port=port,
+                symbols=names,
+                rate=rate or None,
+                total=total,
+                live=live,
+                ticker_per_second=tickers_rate,
+                history_trades=history_trades,
+                record=False,  # a long run would keep every batch in memory
+            )
+            asyncio.run(serve_binance(binance_settings))
+            return
+        # OKX's defaults for the options left out (None above only tells "not given").
+        trades_per_message = 1 if trades_per_message is None else trades_per_message
+        idle_timeout = 30.0 if idle_timeout is None else idle_timeout
+        resend_on_resubscribe = 0 if resend_on_resubscribe is None else resend_on_resubscribe
+        books_rate = 10.0 if books_rate is None else books_rate
+        trades_channel = "trades-all" if trades_channel is None else trades_channel
         if rate < 0 or trades_per_message < 1 or (total is not None and total < 0):
             raise ConfigError("--rate must be >= 0, --trades-per-message >= 1, --total >= 0")
         if books_rate < 0 or tickers_rate < 0:
@@ -103,6 +156,28 @@ async def serve(settings: SimulatorSettings) -> None:
         typer.echo(f"public_ws_url: {simulator.url}")
         typer.echo(f"business_ws_url: {simulator.business_url}")
         typer.echo("put these in the exchange config `connection` section; Ctrl-C stops", err=True)
+        await stop.wait()
+    finally:
+        await simulator.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    counters = ", ".join(f"{k}={v}" for k, v in sorted(simulator.counters.items()))
+    typer.echo(f"stopped: {counters or 'nothing sent'}", err=True)
+
+
+async def serve_binance(settings: BinanceSimulatorSettings) -> None:
+    """Run a Binance simulator until SIGINT/SIGTERM; print its URLs, then its counters."""
+    simulator = BinanceSimulator(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await simulator.start()
+    try:
+        # ws_url is the value of connection.ws_url in a copy of config/binance.json.
+        typer.echo(f"ws_url: {simulator.base_url}")
+        typer.echo(f"rest_url: {simulator.rest_url}")
+        typer.echo("raw streams at /ws/<stream>, combined at /stream?streams=a/b; Ctrl-C stops", err=True)
         await stop.wait()
     finally:
         await simulator.stop()

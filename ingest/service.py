@@ -37,6 +37,7 @@ from ingest.collector.continuity import TradeContinuity
 from ingest.collector.from_config import collector_configs
 from ingest.config import DatabaseFile, ExchangeFile, read_exchange_credentials
 from ingest.errors import ConfigError, TcpdError
+from ingest.exchanges.registry import get_venue
 from ingest.history.from_config import gap_fillers
 from ingest.history.gapfill import GapFiller
 from ingest.instruments.from_config import instrument_refreshers
@@ -82,7 +83,7 @@ def status_rows(collectors: Sequence[BaseDataCollector]) -> list[CollectorStatus
 class IngestService:
     """The whole ingest process; build it, then `await run()` (or start()/stop())."""
 
-    def __init__(self, database: DatabaseFile, exchanges: Sequence[ExchangeFile]) -> None:
+    def __init__(self, database: DatabaseFile, exchanges: Sequence[ExchangeFile[Any]]) -> None:
         if not exchanges:
             raise ConfigError("no exchange config given: pass at least one --config file")
         names = [e.exchange for e in exchanges]
@@ -116,7 +117,7 @@ class IngestService:
         """Start the writer, every collector and the periodic status writes."""
         for exchange in self._exchanges:
             # Registering the credentials masks them in every later log line.
-            read_exchange_credentials(exchange.exchange.upper())
+            read_exchange_credentials(get_venue(exchange.exchange).credentials)
         writer = CopyWriter(
             self._database.database.conninfo(),
             self._database.tables,

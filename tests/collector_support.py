@@ -9,7 +9,7 @@ from typing import Any
 
 from ingest.collector import BaseDataCollector, ExchangeFactory
 from ingest.collector.continuity import TradeContinuity
-from ingest.config import ExchangeFile
+from ingest.config import ExchangeFile, parse_exchange_file
 from ingest.model import DataType, ExchangeCollectorConfig
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
 from ingest.simulator import OkxSimulator, SimulatorSettings
@@ -20,9 +20,9 @@ def simulator(**settings: Any) -> OkxSimulator:
     return OkxSimulator(SimulatorSettings(**settings))
 
 
-def btc_trades_config(sim: OkxSimulator) -> ExchangeFile:
+def btc_trades_config(sim: OkxSimulator) -> ExchangeFile[Any]:
     """An OKX exchange file collecting BTC-USDT trades from the simulator `sim`."""
-    return ExchangeFile.model_validate(
+    return parse_exchange_file(
         {
             "exchange": "okx",
             "connection": {"public_ws_url": sim.url, "business_ws_url": sim.business_url},

@@ -8,7 +8,7 @@ import orjson
 
 from ingest.collector.from_config import collector_configs
 from ingest.collector.params import parse_params
-from ingest.config.exchange import ExchangeFile
+from ingest.config import parse_exchange_file
 from ingest.dead_letters import HOUR, MAX_RAW_BYTES, DeadLetterCap, dead_letter
 from tests.collector_support import MemorySink, collector_for, simulator, trade_keys, wait_for
 
@@ -118,7 +118,7 @@ def test_a_long_refused_frame_keeps_its_first_bytes_and_says_so() -> None:
 
 
 def test_config_keys_reach_the_collector_params() -> None:
-    exchange = ExchangeFile.model_validate(
+    exchange = parse_exchange_file(
         {
             "exchange": "okx",
             "connection": {"public_ws_url": "ws://127.0.0.1:1/ws/v5/public", "max_message_bytes": 65536},

@@ -900,3 +900,16 @@ def test_linger_clock_does_not_keep_a_closed_loop_alive() -> None:
     del loop
     gc.collect()
     assert dead() is None
+
+
+async def test_a_client_without_compression_connects_to_a_server_that_offers_deflate() -> None:
+    # websockets' default server parses Sec-WebSocket-Extensions: an empty header is a 400.
+    # The client must leave the header out, and frames must then take the scan.
+    async def send_one(ws: ServerConnection) -> None:
+        await ws.send(b"one")
+        await ws.close()
+
+    async with server(send_one, compression="deflate") as url:
+        ws = await open_client(url, None)
+        got, _closed = await read_until_closed(ws)
+    assert got == [b"one"]

@@ -345,7 +345,7 @@ async def test_status_and_health_shapes() -> None:
 
 
 def test_factory_and_config_validation() -> None:
-    assert ExchangeFactory.get_supported_exchanges() == ["okx"]
+    assert ExchangeFactory.get_supported_exchanges() == ["binance", "okx"]
     urls = {
         "public": "wss://ws.example.test/ws/v5/public",
         "business": "wss://ws.example.test/ws/v5/business",

@@ -247,26 +247,29 @@ def test_bad_url_error_hides_password(tmp_path: Path) -> None:
     assert "database.url (from TCPD_DATABASE_URL)" in str(info.value)
 
 
+OKX_CREDENTIALS = ("OKX_API_KEY", "OKX_API_SECRET", "OKX_API_PASSPHRASE")
+
+
 def test_exchange_credentials_masked_and_registered() -> None:
     env = {
         "OKX_API_KEY": "key-0123456789",
         "OKX_API_SECRET": "secret-ABCDEF987",
         "OKX_API_PASSPHRASE": "pass-phrase-42",
     }
-    creds = read_exchange_credentials("OKX", environ=env)
+    creds = read_exchange_credentials(OKX_CREDENTIALS, environ=env)
     assert creds is not None
     assert creds.api_secret == "secret-ABCDEF987"
     for value in env.values():
         assert value not in repr(creds)
         assert value not in str(creds)
         assert value not in redact_text(f"signing with {value} now")
-    assert read_exchange_credentials("OKX", environ={}) is None
+    assert read_exchange_credentials(OKX_CREDENTIALS, environ={}) is None
 
 
 def test_partial_credentials_refused_without_showing_them() -> None:
     with pytest.raises(ConfigError, match="OKX_API_PASSPHRASE") as info:
         read_exchange_credentials(
-            "OKX", environ={"OKX_API_KEY": "key-0123456789", "OKX_API_SECRET": "sec-xyz-123"}
+            OKX_CREDENTIALS, environ={"OKX_API_KEY": "key-0123456789", "OKX_API_SECRET": "sec-xyz-123"}
         )
     assert "key-0123456789" not in str(info.value)
 

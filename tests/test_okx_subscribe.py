@@ -9,7 +9,7 @@ from ingest.errors import ConfigError
 from ingest.exchanges.base import Subscription
 from ingest.exchanges.okx import OkxAdapter
 from ingest.exchanges.okx.subscribe import MAX_MESSAGE_BYTES, subscribe_messages
-from ingest.exchanges.registry import ADAPTERS, get_adapter, supported_exchanges
+from ingest.exchanges.registry import VENUES, get_adapter, supported_exchanges
 from ingest.model import DataType
 
 URLS = {"public": "ws://127.0.0.1:1/ws/v5/public", "business": "ws://127.0.0.1:1/ws/v5/business"}
@@ -111,7 +111,7 @@ def test_large_subscriptions_are_split_under_64kb() -> None:
 
 
 def test_registry() -> None:
-    assert supported_exchanges() == sorted(ADAPTERS)
+    assert supported_exchanges() == sorted(VENUES)
     assert "okx" in supported_exchanges()
     adapter = get_adapter(" OKX ")
     assert (adapter.name, adapter.ping_text) == ("okx", "ping")

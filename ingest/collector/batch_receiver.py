@@ -191,6 +191,15 @@ class BatchClientConnection(asyncio.Protocol):
                     protocol.send_continuation(part, fin=last)
         self._flush()
 
+    async def ping(self) -> None:
+        """Send a ping frame (no payload). Its pong, like any frame, is bytes read from the
+        socket (`last_read`); nothing waits for it here."""
+        if self.protocol.state is not OPEN:
+            await self.wait_closed()
+            raise self._close_exc()
+        self.protocol.send_ping(b"")
+        self._flush()
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the close handshake (if still open) and wait until TCP is closed."""
         if self.protocol.state is OPEN:
@@ -421,7 +430,9 @@ async def connect(
         extensions.append(ClientPerMessageDeflateFactory(compress_settings={"memLevel": 5}))
     elif compression is not None:
         raise ValueError(f"unsupported compression: {compression!r}")
-    protocol = ClientProtocol(uri, extensions=extensions, max_size=max_size)
+    # None, not []: an empty list sends an empty Sec-WebSocket-Extensions header, which servers
+    # that parse the header (websockets' own among them) refuse with HTTP 400.
+    protocol = ClientProtocol(uri, extensions=extensions or None, max_size=max_size)
     loop = asyncio.get_running_loop()
     context = ssl if ssl is not None else (ssl_module.create_default_context() if uri.secure else None)
     async with asyncio.timeout(open_timeout):

@@ -68,4 +68,3 @@ def scan(
         else:
             return OTHER_FRAME, position, end
     return NEED_MORE, position, 0
-

@@ -5,10 +5,11 @@ defaults and every rule are those of ingest.config.exchange.CollectorParams (the
 field types as the config file's `connection` and `data_collection` sections, so a value
 the file accepts is accepted here and the reverse):
 
-    urls                   {"public": ws-url, "business": ws-url}: passed to the adapter;
+    urls                   the venue's endpoints (OKX: {"public": ws-url, "business": ws-url}),
+                           passed to the adapter;
                            wss://, or ws:// only to a loopback host (the simulator)
     channels               the trading pair's `channels` mapping, passed to the adapter
-    ping_interval          seconds of silence before sending the adapter's text ping (25.0)
+    ping_interval          seconds of silence before sending the adapter's ping (25.0)
     pong_timeout           seconds to wait for the pong before reconnecting (10.0)
     max_reconnect_attempts consecutive failed connects before giving up, unless
                            auto_restart is on (5)
@@ -22,6 +23,10 @@ the file accepts is accepted here and the reverse):
     max_message_bytes      largest message accepted; a bigger one closes the connection
                            with 1009, is counted and its first bytes dead-lettered (1048576)
     dead_letters_per_hour  dead letters kept per hour; the rest are counted (1000; 0 = none)
+    max_connection_age     seconds after which a connection is replaced, make before break
+                           (None = never; default: the venue's, e.g. Binance 84600)
+    max_messages_per_second frames sent per second per connection, subscribe frames paced
+                           to it (None = no limit; default: the venue's, e.g. Binance 4.0)
     name                   collector name (default "<exchange>-<symbol>", lower-case exchange)
     sink                   the RowSink rows are put to (normally the CopyWriter); without one,
                            rows only reach callbacks (see ExchangeFactory.create_collector)
@@ -58,11 +63,30 @@ def parse_params(exchange: str, symbol: str, custom: Mapping[str, Any] | None) -
             f"known keys are {sorted(KNOWN_KEYS)}"
         )
     values.setdefault("name", default_name(exchange, symbol))
+    for key, default in venue_limits(exchange).items():
+        values.setdefault(key, default)
     try:
         return CollectorParams.model_validate(values)
     except ValidationError as exc:
         problems = [problem_of(CollectorParams, error) for error in exc.errors()]
         raise ConfigError("\n".join(_line(exchange, symbol, p) for p in problems)) from None
+
+
+VENUE_LIMIT_KEYS = ("max_connection_age", "max_messages_per_second")
+
+
+def venue_limits(exchange: str) -> dict[str, Any]:
+    """The defaults of the venue's limits (its connection model's), so a collector made
+    from an ExchangeCollectorConfig alone keeps them as one made from a config file does;
+    none for an unknown exchange (the factory refuses it)."""
+    # Imported here: the venues' packages build on ingest.config, which this module uses.
+    from ingest.exchanges.registry import find_venue
+
+    venue = find_venue(exchange)
+    if venue is None:
+        return {}
+    fields = venue.connection.model_fields
+    return {key: fields[key].default for key in VENUE_LIMIT_KEYS}
 
 
 def _line(exchange: str, symbol: str, problem: Problem) -> str:

@@ -1,9 +1,10 @@
 """The generic WebSocket collector: drives any ExchangeAdapter, names no exchange.
 
 One connection per Subscription the adapter returns (OKX: public, plus business for
-candles). Each connection runs: connect -> send the subscribe frames -> read, where
-reading is `recv_batch -> adapter.parse_batch -> sink.put(rows)` and nothing else. A
-keepalive task per connection sends the adapter's text ping after `ping_interval` of
+candles). Each connection runs: connect -> send the subscribe frames (paced to the venue's
+max_messages_per_second) -> read, where reading is `recv_batch -> adapter.parse_batch ->
+sink.put(rows)` and nothing else. A keepalive task per connection sends the adapter's ping
+(its text ping, or a WebSocket ping frame: adapter.keepalive) after `ping_interval` of
 silence (either direction) and aborts the connection if nothing at all (pong or data)
 arrives within `pong_timeout`.
 
@@ -14,6 +15,7 @@ the capped delay. A connection that delivered frames resets the failure count an
 re-opened at once when it drops. A RECONNECT_SOON notice (the exchange will close this
 connection) is make before break: the replacement is opened and subscribed while the old
 connection is still read, and the old one is closed once a trade arrived on both (handover.py).
+A connection older than the venue's max_connection_age is replaced the same way.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ingest.collector.params import CollectorParams
 from ingest.collector.sink import RowSink
 from ingest.dead_letters import DeadLetterCap, dead_letter
 from ingest.errors import ExchangeError
-from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Subscription
+from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Keepalive, Subscription
 from ingest.model import ExchangeCollectorConfig
 from ingest.redact import redact_text
 from ingest.rows import Row
@@ -64,6 +66,7 @@ class _Session:
     """Per-connection clocks shared by the reader and its keepalive task."""
 
     ws: BatchClientConnection
+    opened: float = field(default_factory=time.monotonic)
     last_recv: float = field(default_factory=time.monotonic)
     frames: int = 0
     end_reason: str = ""
@@ -236,8 +239,11 @@ class WebSocketCollector(BaseDataCollector):
 
     async def _subscribe_and_read(self, session: _Session, sub: Subscription) -> None:
         ws = session.ws
+        rate = self.params.max_messages_per_second
         try:
-            for message in sub.messages:
+            for index, message in enumerate(sub.messages):
+                if index and rate is not None:
+                    await asyncio.sleep(1.0 / rate)  # the venue closes a connection that sends faster
                 await ws.send(message)
         except ConnectionClosed as exc:
             session.end_reason = f"closed while subscribing: {exc}"
@@ -266,10 +272,19 @@ class WebSocketCollector(BaseDataCollector):
         return the replacement and its reader. Without a replacement, `old` is read to its
         end and None returned (the connection loop then reconnects as after any close)."""
         told = asyncio.ensure_future(old.moving.wait())
+        age_limit = self.params.max_connection_age
+        until_old = None if age_limit is None else max(0.0, old.opened + age_limit - time.monotonic())
         try:
-            await asyncio.wait({reader, told}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({reader, told}, timeout=until_old, return_when=asyncio.FIRST_COMPLETED)
         finally:
             told.cancel()
+        if not reader.done() and not old.moving.is_set():
+            logger.info(
+                "%s: connection to %s is %.0fs old (connection.max_connection_age); replacing it",
+                self.name,
+                sub.url,
+                time.monotonic() - old.opened,
+            )
         if reader.done() or self._stopping.is_set():
             await asyncio.wait({reader})
             return None
@@ -356,6 +371,7 @@ class WebSocketCollector(BaseDataCollector):
         # because our buffer is full, silence is our own doing and never times out.
         interval, timeout = self.params.ping_interval, self.params.pong_timeout
         ping = self._adapter.ping_text
+        protocol_ping = self._adapter.keepalive is Keepalive.PROTOCOL_PING
         ws = session.ws
         last_sent = time.monotonic()
         unanswered: float | None = None  # when the oldest ping still waiting for a frame went out
@@ -379,7 +395,9 @@ class WebSocketCollector(BaseDataCollector):
                 due = min(due, received + interval)
             if now >= due:
                 try:
-                    await session.ws.send(ping)
+                    # A protocol ping's pong, like a text ping's answer, is bytes read from
+                    # the socket (ws.last_read): the wait below is the same for both.
+                    await (ws.ping() if protocol_ping else ws.send(ping))
                 except ConnectionClosed:
                     return
                 last_sent = now

@@ -1,7 +1,8 @@
 """Configuration: strict, frozen pydantic models and the loaders that read them from JSON files.
 
 Unknown keys are errors; every error names the file, the key, what was expected and what
-was found. Secrets come only from the environment (TCPD_DATABASE_URL, OKX_API_*).
+was found. Secrets come only from the environment (TCPD_DATABASE_URL, each venue's
+<VENUE>_API_* variables).
 """
 
 from ingest.config.database import DatabaseFile, DatabaseSettings, TableNames, WriterSettings
@@ -12,7 +13,12 @@ from ingest.config.exchange import (
     ExchangeFile,
     TradingPair,
 )
-from ingest.config.loader import load_database_file, load_exchange_file, load_logging_file
+from ingest.config.loader import (
+    load_database_file,
+    load_exchange_file,
+    load_logging_file,
+    parse_exchange_file,
+)
 from ingest.config.logging_file import ComponentLevels, LoggingFile
 from ingest.config.secrets import (
     DATABASE_URL_ENV,
@@ -40,5 +46,6 @@ __all__ = [
     "load_database_file",
     "load_exchange_file",
     "load_logging_file",
+    "parse_exchange_file",
     "read_exchange_credentials",
 ]

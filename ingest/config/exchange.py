@@ -1,5 +1,6 @@
-"""The exchange config file (config/okx.json): endpoints, timings, trading pairs; and the
-same settings as one collector's `custom_params` (CollectorParams).
+"""The exchange config file (config/okx.json, config/binance.json): timings, trading pairs,
+the venue's endpoints (its own connection model); and the same settings as one collector's
+`custom_params` (CollectorParams).
 
 Every rule for a setting is written once, here, as a field type: the config file
 (ConnectionSettings, DataCollectionSettings) and the collectors' custom_params
@@ -8,7 +9,7 @@ Every rule for a setting is written once, here, as a field type: the config file
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -24,6 +25,8 @@ ReconnectAttempts = Annotated[int, Field(ge=0)]
 Linger = Annotated[float, Field(ge=0, le=0.1)]
 MessageBytes = Annotated[int, Field(ge=1024, le=2**30)]
 DeadLettersPerHour = Annotated[int, Field(ge=0)]
+ConnectionAge = Annotated[float, Field(ge=1)]
+MessageRate = Annotated[float, Field(gt=0)]
 
 
 def _check_delays(reconnect_delay: float, max_reconnect_delay: float) -> None:
@@ -34,10 +37,11 @@ def _check_delays(reconnect_delay: float, max_reconnect_delay: float) -> None:
 
 
 class ConnectionSettings(StrictModel):
-    """WebSocket endpoints and the keep-alive/reconnect timings."""
+    """The venue-neutral part of the `connection` section: keep-alive, reconnect and
+    receive timings, and the venue's limits as settings. Each venue subclasses it with its
+    endpoint keys (ingest.exchanges.<venue>.settings) and may change defaults; the file is
+    validated against the venue's subclass (ingest.config.loader)."""
 
-    public_ws_url: WsUrl
-    business_ws_url: WsUrl = "wss://ws.okx.com:8443/ws/v5/business"
     ping_interval: PositiveFloat = 25.0
     pong_timeout: PositiveFloat = 10.0
     max_reconnect_attempts: ReconnectAttempts = 5
@@ -47,11 +51,26 @@ class ConnectionSettings(StrictModel):
     # websockets' max_size: a bigger message closes the connection with 1009 (counted, its
     # first bytes dead-lettered). 1 MiB is 1,000x the largest frame of the channels parsed.
     max_message_bytes: MessageBytes = 2**20
+    # Seconds after which a connection is replaced, make before break (a venue that closes
+    # connections at a fixed age sets it below that age); None: never.
+    max_connection_age: ConnectionAge | None = None
+    # Frames the client may send on one connection per second (subscribe frames and pings);
+    # the collector paces its frames to it. None: no limit.
+    max_messages_per_second: MessageRate | None = None
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> ConnectionSettings:
         _check_delays(self.reconnect_delay, self.max_reconnect_delay)
         return self
+
+    def ws_urls(self) -> dict[str, str]:
+        """The endpoints by the names the venue's adapter knows them ("public", ...); the
+        first is the main one (its host serves the venue's REST API in the simulator)."""
+        raise NotImplementedError(f"{type(self).__name__} names no endpoint: use a venue's connection model")
+
+    def main_ws_url(self) -> str:
+        """The first of ws_urls()."""
+        return next(iter(self.ws_urls().values()))
 
 
 class DataCollectionSettings(StrictModel):
@@ -69,8 +88,8 @@ class InstrumentSettings(StrictModel):
     """Instrument metadata (contract sizes for candle volumes), loaded over the exchange's REST API."""
 
     enabled: bool = True
-    # None: the exchange's public REST host, or http://host:port of public_ws_url when that
-    # points at this machine (the simulator serves both on one port).
+    # None: the exchange's public REST host, or http://host:port of the main WebSocket URL
+    # when that points at this machine (the simulator serves both on one port).
     rest_url: HttpUrl | None = None
     refresh_interval: Annotated[float, Field(ge=60)] = 3600.0
     timeout: PositiveFloat = 10.0
@@ -118,11 +137,15 @@ class TradingPair(StrictModel):
         return value
 
 
-class ExchangeFile(StrictModel):
-    """The whole exchange config file."""
+ConnectionT = TypeVar("ConnectionT", bound=ConnectionSettings)
+
+
+class ExchangeFile(StrictModel, Generic[ConnectionT]):
+    """The whole exchange config file; `connection` is the venue's own model (read files
+    with ingest.config.loader, which picks it from the `exchange` key)."""
 
     exchange: Annotated[str, Field(min_length=1)]
-    connection: ConnectionSettings
+    connection: ConnectionT
     data_collection: DataCollectionSettings = DataCollectionSettings()
     instruments: InstrumentSettings = InstrumentSettings()
     gap_fill: GapFillSettings = GapFillSettings()
@@ -134,7 +157,7 @@ class ExchangeFile(StrictModel):
         return value.lower()
 
     @model_validator(mode="after")
-    def _unique_symbols(self) -> ExchangeFile:
+    def _unique_symbols(self) -> ExchangeFile[ConnectionT]:
         symbols = [pair.symbol for pair in self.trading_pairs]
         duplicates = sorted({s for s in symbols if symbols.count(s) > 1})
         if duplicates:
@@ -167,6 +190,8 @@ class CollectorParams(StrictModel):
     receive_linger: Linger = 0.02
     max_message_bytes: MessageBytes = 2**20
     dead_letters_per_hour: DeadLettersPerHour = 1000
+    max_connection_age: ConnectionAge | None = None
+    max_messages_per_second: MessageRate | None = None
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> CollectorParams:
@@ -177,7 +202,7 @@ class CollectorParams(StrictModel):
 def collector_params_from(connection: ConnectionSettings, data: DataCollectionSettings) -> dict[str, Any]:
     """The custom_params keys a config file's sections give every collector of the file."""
     return {
-        "urls": {"public": connection.public_ws_url, "business": connection.business_ws_url},
+        "urls": connection.ws_urls(),
         "ping_interval": connection.ping_interval,
         "pong_timeout": connection.pong_timeout,
         "max_reconnect_attempts": connection.max_reconnect_attempts,
@@ -185,6 +210,8 @@ def collector_params_from(connection: ConnectionSettings, data: DataCollectionSe
         "max_reconnect_delay": connection.max_reconnect_delay,
         "receive_linger": connection.receive_linger,
         "max_message_bytes": connection.max_message_bytes,
+        "max_connection_age": connection.max_connection_age,
+        "max_messages_per_second": connection.max_messages_per_second,
         "max_silence": data.max_silence,
         "buffer_size": data.buffer_size,
         "dead_letters_per_hour": data.dead_letters_per_hour,

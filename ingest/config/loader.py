@@ -89,10 +89,37 @@ def _url_origin(problem: Problem, override: str | None, database_url: str | None
     return replace(problem, key=f"database.url (from {source})")
 
 
-def load_exchange_file(path: str | Path) -> ExchangeFile:
-    """Load an exchange config file such as config/okx.json."""
+def load_exchange_file(path: str | Path) -> ExchangeFile[Any]:
+    """Load an exchange config file such as config/okx.json or config/binance.json."""
     path = Path(path)
-    return validate(path, ExchangeFile, read_json(path))
+    return parse_exchange_file(read_json(path), path)
+
+
+def parse_exchange_file(data: Any, path: str | Path = "(exchange config)") -> ExchangeFile[Any]:
+    """Validate a parsed exchange config: its `exchange` key picks the venue, whose own
+    model validates the `connection` section (ingest.exchanges.venue)."""
+    # Imported here: the venues' packages build on this package's models.
+    from ingest.exchanges.registry import find_venue, supported_exchanges
+
+    path = Path(path)
+    name = data.get("exchange") if isinstance(data, dict) else None
+    venue = find_venue(name) if isinstance(name, str) else None
+    if venue is None:
+        if not isinstance(data, dict):
+            return validate(path, ExchangeFile, data)  # reports the top level
+        raise ConfigFileError(
+            str(path),
+            [
+                Problem(
+                    "exchange",
+                    f"one of {', '.join(supported_exchanges())}",
+                    "missing" if name is None else repr(name),
+                    "set `exchange` to the venue this file configures",
+                )
+            ],
+        )
+    # The venue is known only at run time; mypy cannot check a runtime type argument.
+    return validate(path, ExchangeFile[venue.connection], data)  # type: ignore[name-defined]
 
 
 def load_logging_file(path: str | Path) -> LoggingFile:

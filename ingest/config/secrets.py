@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import SecretStr
@@ -27,11 +27,13 @@ class SecretDsn(SecretStr):
 
 @dataclass(frozen=True, slots=True)
 class ExchangeCredentials:
-    """API credentials for one exchange; every field is masked in repr()."""
+    """API credentials for one exchange; every field is masked in repr().
+
+    passphrase is None for a venue whose keys have none (Binance)."""
 
     api_key: str = field(repr=False)
     api_secret: str = field(repr=False)
-    passphrase: str = field(repr=False)
+    passphrase: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"ExchangeCredentials(api_key={MASK!r}, api_secret={MASK!r}, passphrase={MASK!r})"
@@ -40,15 +42,17 @@ class ExchangeCredentials:
 
 
 def read_exchange_credentials(
-    prefix: str = "OKX", environ: Mapping[str, str] | None = None
+    names: Sequence[str], environ: Mapping[str, str] | None = None
 ) -> ExchangeCredentials | None:
-    """Read `{prefix}_API_KEY`, `_API_SECRET`, `_API_PASSPHRASE` from the environment.
+    """Read a venue's credentials from the environment variables `names` (key, secret and,
+    for a venue that has one, passphrase: its Venue.credentials).
 
     Returns None when none is set (public channels need no credentials). Every value
     read is registered with ingest.redact so it is masked in any later log line or error.
     """
+    if len(names) not in (2, 3):
+        raise ValueError(f"credentials are a key, a secret and optionally a passphrase, not {list(names)}")
     env = os.environ if environ is None else environ
-    names = (f"{prefix}_API_KEY", f"{prefix}_API_SECRET", f"{prefix}_API_PASSPHRASE")
     values = [env.get(name, "") for name in names]
     for value in values:
         register_secret(value)
@@ -56,8 +60,9 @@ def read_exchange_credentials(
         return None
     missing = [name for name, value in zip(names, values, strict=True) if not value]
     if missing:
+        present = ", ".join(name for name in names if name not in missing)
         raise ConfigError(
-            f"environment: {', '.join(missing)} not set while the other {prefix} credentials are; "
-            "set all three or none"
+            f"environment: {', '.join(missing)} not set while {present} is; "
+            f"set all of {', '.join(names)} or none"
         )
-    return ExchangeCredentials(api_key=values[0], api_secret=values[1], passphrase=values[2])
+    return ExchangeCredentials(*values)

@@ -68,10 +68,22 @@ class ParsedBatch:
     rejected_frames: int = 0  # entries of `rejected` that are whole frames
 
 
+class Keepalive(Enum):
+    """How the collector proves a quiet connection alive (the venue's rule)."""
+
+    TEXT_PING = "text_ping"  # send the adapter's ping_text; the venue answers with a frame (OKX)
+    PROTOCOL_PING = "protocol_ping"  # send a WebSocket ping frame; the pong is the answer (Binance)
+
+
 class ExchangeAdapter(Protocol):
-    """Builds subscriptions and parses frames for one exchange; never touches the network."""
+    """Builds subscriptions and parses frames for one exchange; never touches the network.
+
+    `keepalive` is the venue's way to prove a quiet connection alive (`ping_text` is the
+    frame sent for TEXT_PING). The venue's tunable limits (connection lifetime, message
+    pacing) are settings of its connection model (ingest.exchanges.venue)."""
 
     name: str
+    keepalive: Keepalive
     ping_text: str
 
     def subscriptions(

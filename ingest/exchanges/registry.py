@@ -1,56 +1,63 @@
-"""The explicit list of supported exchanges: adding one is one module plus one line here."""
+"""The explicit list of supported exchanges: adding one is one package plus one line here.
+
+A venue's package is imported when the venue is first asked for, so a process collecting
+from OKX alone does not carry Binance's modules (memory: docs/performance.md).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 
 from ingest.errors import ConfigError
 from ingest.exchanges.base import ExchangeAdapter
-from ingest.exchanges.okx import OkxAdapter
-from ingest.exchanges.okx.history import OkxTradeHistory
-from ingest.exchanges.okx.instruments import OkxInstrumentSource
+from ingest.exchanges.venue import Venue
 from ingest.history.model import TradeHistorySource
 from ingest.instruments.model import InstrumentSource
 
-ADAPTERS: dict[str, Callable[[], ExchangeAdapter]] = {
-    "okx": OkxAdapter,
-}
-
-# Exchanges whose instrument metadata (contract sizes) can be loaded; optional per exchange.
-INSTRUMENT_SOURCES: dict[str, Callable[[], InstrumentSource]] = {
-    "okx": OkxInstrumentSource,
-}
-
-
-# Exchanges whose trade history can be read over REST (gap filling, tcpd backfill).
-TRADE_HISTORIES: dict[str, Callable[[], TradeHistorySource]] = {
-    "okx": OkxTradeHistory,
+# name -> the package exporting its VENUE
+VENUES: dict[str, str] = {
+    "okx": "ingest.exchanges.okx",
+    "binance": "ingest.exchanges.binance",
 }
 
 
 def supported_exchanges() -> list[str]:
     """Names accepted in the `exchange` key of an exchange config file, sorted."""
-    return sorted(ADAPTERS)
+    return sorted(VENUES)
 
 
-def get_adapter(name: str) -> ExchangeAdapter:
-    """Return a fresh adapter for `name` (case-insensitive); ConfigError if unknown."""
-    factory = ADAPTERS.get(name.strip().lower())
-    if factory is None:
+def find_venue(name: str) -> Venue | None:
+    """The venue called `name` (case-insensitive), or None."""
+    package = VENUES.get(name.strip().lower())
+    if package is None:
+        return None
+    venue: Venue = importlib.import_module(package).VENUE
+    return venue
+
+
+def get_venue(name: str) -> Venue:
+    """The venue called `name` (case-insensitive); ConfigError naming the key if unknown."""
+    venue = find_venue(name)
+    if venue is None:
         raise ConfigError(
             f"unsupported exchange {name!r}: supported exchanges are "
             f"{', '.join(supported_exchanges())}; fix the `exchange` key of the exchange config"
         )
-    return factory()
+    return venue
+
+
+def get_adapter(name: str) -> ExchangeAdapter:
+    """Return a fresh adapter for `name` (case-insensitive); ConfigError if unknown."""
+    return get_venue(name).adapter()
 
 
 def get_instrument_source(name: str) -> InstrumentSource | None:
     """The instrument metadata source of exchange `name`, or None if it has none."""
-    factory = INSTRUMENT_SOURCES.get(name.strip().lower())
+    factory = get_venue(name).instruments
     return None if factory is None else factory()
 
 
 def get_trade_history(name: str) -> TradeHistorySource | None:
     """The REST trade history of exchange `name`, or None if it has none."""
-    factory = TRADE_HISTORIES.get(name.strip().lower())
+    factory = get_venue(name).trade_history
     return None if factory is None else factory()

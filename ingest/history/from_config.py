@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ingest.config import ExchangeFile
 from ingest.config.urls import loopback_http_url
@@ -10,7 +11,9 @@ from ingest.exchanges.registry import get_trade_history
 from ingest.history.gapfill import GapFiller, HistorySink
 
 
-def gap_fillers(conninfo: str, exchanges: Sequence[ExchangeFile], sink: HistorySink) -> dict[str, GapFiller]:
+def gap_fillers(
+    conninfo: str, exchanges: Sequence[ExchangeFile[Any]], sink: HistorySink
+) -> dict[str, GapFiller]:
     """Fillers by exchange name (the first config file of an exchange decides its settings)."""
     fillers: dict[str, GapFiller] = {}
     for file in exchanges:
@@ -24,7 +27,7 @@ def gap_fillers(conninfo: str, exchanges: Sequence[ExchangeFile], sink: HistoryS
             source,
             conninfo=conninfo,
             sink=sink,
-            base_url=settings.rest_url or loopback_http_url(file.connection.public_ws_url),
+            base_url=settings.rest_url or loopback_http_url(file.connection.main_ws_url()),
             store_raw_data=file.data_collection.store_raw_data,
             timeout=settings.timeout,
             give_up_after=settings.give_up_after,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ingest.config import ExchangeFile
 from ingest.config.urls import loopback_http_url
@@ -10,7 +11,7 @@ from ingest.exchanges.registry import get_instrument_source
 from ingest.instruments.refresher import InstrumentRefresher
 
 
-def instrument_refreshers(conninfo: str, exchanges: Sequence[ExchangeFile]) -> list[InstrumentRefresher]:
+def instrument_refreshers(conninfo: str, exchanges: Sequence[ExchangeFile[Any]]) -> list[InstrumentRefresher]:
     """Refreshers for `exchanges` (the first config file of an exchange decides its settings)."""
     refreshers: dict[str, InstrumentRefresher] = {}
     for file in exchanges:
@@ -19,7 +20,7 @@ def instrument_refreshers(conninfo: str, exchanges: Sequence[ExchangeFile]) -> l
         source = get_instrument_source(name)
         if name in refreshers or source is None or not settings.enabled:
             continue
-        base_url = settings.rest_url or loopback_http_url(file.connection.public_ws_url)
+        base_url = settings.rest_url or loopback_http_url(file.connection.main_ws_url())
         refreshers[name] = InstrumentRefresher(
             conninfo,
             name,

@@ -28,6 +28,13 @@ _SIZES = tuple(f"{u // 10**8}.{u % 10**8:08d}" for u in ((k * 104_729) % 99_999_
 _SIDES = ("buy", "sell")
 
 
+def trade_values(i: int) -> tuple[str, str, str]:
+    """(price, size, side) of generated trade `i`: exact decimal strings, periodic in `i`.
+
+    Venue-neutral: other simulators derive their own wire fields from the same tables."""
+    return _PRICES[i % 2001], _SIZES[i % 4099], _SIDES[(i >> 3) & 1]
+
+
 class TradeGenerator(Stream):
     """An endless (or `limit`-long) `trades` stream with increasing trade ids.
 

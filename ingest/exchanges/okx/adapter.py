@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import orjson
 
 from ingest.errors import FrameError
-from ingest.exchanges.base import Control, FrameResult, ParsedBatch, Subscription
+from ingest.exchanges.base import Control, FrameResult, Keepalive, ParsedBatch, Subscription
 from ingest.exchanges.okx.channels import EXCHANGE
 from ingest.exchanges.okx.control import PONG, event_control
 from ingest.exchanges.okx.handlers import build_handlers
@@ -41,6 +41,7 @@ class OkxAdapter:
     name = EXCHANGE
     # OKX closes a connection after 30 s without traffic from the client; a text "ping"
     # is answered with a text "pong".
+    keepalive = Keepalive.TEXT_PING
     ping_text = "ping"
 
     def __init__(self) -> None:

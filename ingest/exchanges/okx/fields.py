@@ -20,29 +20,32 @@ Accepted ranges (docs/collector.md, "Bad input"):
   nanoseconds after 2100: both are refused. Fixed bounds, not ones relative to the
   receipt time, so parsing stays a pure function of the frame (recordings and replays keep
   their stamps) and a wrong local clock cannot dead-letter a healthy stream.
+
+The venue-neutral part (decimal, symbol, trade-id and time bounds) lives in
+ingest.exchanges.fields_common, shared with the other venues.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 from ingest.errors import FrameError
 
-MAX_INT_DIGITS = 20  # 10^20: beyond any price or size in any unit
-MAX_FRACTION_DIGITS = 20  # beyond the 18 decimals of the finest token units
-MAX_NUMBER_CHARS = MAX_INT_DIGITS + 1 + MAX_FRACTION_DIGITS
-PLAIN_DECIMAL = re.compile(
-    rf"\d{{1,{MAX_INT_DIGITS}}}(?:\.\d{{0,{MAX_FRACTION_DIGITS}}})?|\.\d{{1,{MAX_FRACTION_DIGITS}}}", re.ASCII
-)
+# The venue-neutral bounds and checks, re-exported: OKX code and tests import them from here.
+from ingest.exchanges.fields_common import MAX_FRACTION_DIGITS as MAX_FRACTION_DIGITS
+from ingest.exchanges.fields_common import MAX_INT_DIGITS as MAX_INT_DIGITS
+from ingest.exchanges.fields_common import MAX_MS as MAX_MS
+from ingest.exchanges.fields_common import MAX_NUMBER_CHARS as MAX_NUMBER_CHARS
+from ingest.exchanges.fields_common import MAX_SYMBOL_CHARS as MAX_SYMBOL_CHARS
+from ingest.exchanges.fields_common import MAX_TRADE_ID_CHARS as MAX_TRADE_ID_CHARS
+from ingest.exchanges.fields_common import MIN_MS as MIN_MS
+from ingest.exchanges.fields_common import PLAIN_DECIMAL as PLAIN_DECIMAL
+from ingest.exchanges.fields_common import is_number as is_number
+from ingest.exchanges.fields_common import is_positive as is_positive
+from ingest.exchanges.fields_common import show as _show
 
-MAX_SYMBOL_CHARS = 50  # raw_trades.symbol, market_data.symbol: varchar(50)
-MAX_TRADE_ID_CHARS = 100  # raw_trades.trade_id: varchar(100)
-
-MIN_MS = 1_262_304_000_000  # 2010-01-01T00:00:00Z
-MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, excluded
 MS_DIGITS = 13  # every millisecond stamp in [MIN_MS, MAX_MS) has 13 digits
 
 SIDES = frozenset({"buy", "sell"})
@@ -58,31 +61,6 @@ class Kind(Enum):
     NUMBER_OR_EMPTY = "a plain decimal string or empty"
     MS = "milliseconds since the epoch as a string, from 2010-01-01 to 2100-01-01"
     SIDE = "'buy' or 'sell'"
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def is_number(value: str) -> bool:
-    """A bounded, non-negative plain decimal; the common short form skips the regex (2x cheaper)."""
-    # At most MAX_INT_DIGITS characters: then neither part can be too long.
-    if len(value) <= MAX_INT_DIGITS and value.replace(".", "", 1).isdigit() and value.isascii():
-        return True
-    return len(value) <= MAX_NUMBER_CHARS and PLAIN_DECIMAL.fullmatch(value) is not None
-
-
-def is_positive(value: str) -> bool:
-    """A number as is_number defines it, and not zero (the hot path: one call per value)."""
-    if len(value) <= MAX_INT_DIGITS and value.replace(".", "", 1).isdigit() and value.isascii():
-        # "." sorts before "0": a value starting with 1-9 is positive without the strip.
-        return value[0] > "0" or value.strip("0.") != ""
-    return (
-        len(value) <= MAX_NUMBER_CHARS
-        and PLAIN_DECIMAL.fullmatch(value) is not None
-        and value.strip("0.") != ""
-    )
 
 
 def ms_or_none(value: object) -> int | None:
