@@ -8,6 +8,9 @@ stored exactly once with its values. See benchmarks/README.md and docs/performan
 
     TCPD_BENCH_DSN=postgresql://postgres@127.0.0.1:55432/postgres \\
         .venv/bin/python benchmarks/ingest_benchmark.py --json /tmp/ingest.json
+    # Binance beside OKX, interleaved per repetition (paired binance:okx ratios):
+    .venv/bin/python benchmarks/ingest_benchmark.py --dsn ... --only throughput,steady \\
+        --exchanges okx,binance
 """
 
 from __future__ import annotations
@@ -24,11 +27,49 @@ from pathlib import Path
 from typing import Any
 
 from ingest_db import describe, server_settings
+from ingest_procs import VENUES
 from ingest_scenarios import latency, limits, overload, steady, throughput
 
 ALL = ("throughput", "overload", "steady", "latency")
 # Not run by default: latency measured with `tcpd simulate` itself, to show its ts bias.
 EXTRA = ("latency-stock",)
+# Per-run figures compared venue against venue (paired per repetition) with --exchanges.
+PAIRED = (
+    ("trades_per_s", "trades/s"),
+    ("cpu_us_per_trade", "collector CPU us/trade"),
+    ("db_backends_cpu_us_per_trade", "server backends CPU us/trade"),
+    ("simulator_cpu_us_per_trade", "simulator CPU us/trade"),
+    ("vm_hwm_kb", "collector VmHWM"),
+    ("wakeups_per_s", "wake-ups/s"),
+    ("vm_rss_kb_median", "VmRSS"),
+)
+
+
+def venue_key(base: str, exchange: str) -> str:
+    """Where a venue's runs are kept: OKX under the historical keys ("1", "steady1"),
+    another venue under "<key>-<venue>" ("1-binance", "steady1-binance")."""
+    return base if exchange == "okx" else f"{base}-{exchange}"
+
+
+def _venue_order(exchanges: list[str], repetition: int) -> list[str]:
+    """The venues in turn, the order reversed every other repetition so neither always goes first."""
+    return exchanges if repetition % 2 == 0 else exchanges[::-1]
+
+
+def paired_ratios(
+    a: list[dict[str, Any]], b: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """b / a per repetition for every PAIRED figure both have: {key: {"runs": [...], "median": x}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, _ in PAIRED:
+        runs = [
+            rb[key] / ra[key]
+            for ra, rb in zip(a, b, strict=True)
+            if ra.get(key) and rb.get(key) is not None
+        ]
+        if runs:
+            out[key] = {"runs": runs, "median": statistics.median(runs)}
+    return out
 
 
 def _median(results: list[dict[str, Any]], key: str) -> float:
@@ -53,25 +94,43 @@ def _repeat(label: str, reps: int, fn: Callable[[], dict[str, Any]]) -> list[dic
 
 
 def run_throughput(dsn: str, a: argparse.Namespace) -> dict[str, Any]:
-    """Interleaved per repetition: pipeline 1/msg, pipeline 10/msg, limits, so ratios are paired."""
+    """Interleaved per repetition: pipeline 1/msg of every venue in --exchanges, then (OKX)
+    pipeline 10/msg and limits, so ratios are paired."""
     rows: dict[str, list[dict[str, Any]]] = {"1": [], "10": [], "limits": [], "raw": []}
+    for ex in a.exchanges:
+        rows.setdefault(venue_key("1", ex), [])
+        rows.setdefault(venue_key("raw", ex), [])
     for i in range(a.reps):
-        rows["1"] += _repeat(
-            "throughput 1/msg", 1, lambda: throughput(dsn, tpm=1, total=a.trades_1, timeout=a.timeout)
-        )
-        rows["10"] += _repeat(
-            "throughput 10/msg", 1, lambda: throughput(dsn, tpm=10, total=a.trades_10, timeout=a.timeout)
-        )
-        rows["limits"] += _repeat(
-            "limits", 1, lambda: limits(dsn, total=a.trades_1, ts_ms=int(time.time() * 1000))
-        )
-        if a.with_raw:
-            rows["raw"] += _repeat(
-                "throughput 1/msg store_raw_data",
+        for ex in _venue_order(a.exchanges, i):
+            rows[venue_key("1", ex)] += _repeat(
+                f"throughput 1/msg {ex}",
                 1,
-                lambda: throughput(dsn, tpm=1, total=a.trades_1, timeout=a.timeout, store_raw_data=True),
+                partial(throughput, dsn, tpm=1, total=a.trades_1, timeout=a.timeout, exchange=ex),
             )
+        if "okx" in a.exchanges:
+            rows["10"] += _repeat(
+                "throughput 10/msg", 1, lambda: throughput(dsn, tpm=10, total=a.trades_10, timeout=a.timeout)
+            )
+            rows["limits"] += _repeat(
+                "limits", 1, lambda: limits(dsn, total=a.trades_1, ts_ms=int(time.time() * 1000))
+            )
+        if a.with_raw:
+            for ex in _venue_order(a.exchanges, i):
+                rows[venue_key("raw", ex)] += _repeat(
+                    f"throughput 1/msg store_raw_data {ex}",
+                    1,
+                    partial(throughput, dsn, tpm=1, total=a.trades_1, timeout=a.timeout,
+                            store_raw_data=True, exchange=ex),
+                )
         print(f"-- repetition {i + 1} done", flush=True)
+    out: dict[str, Any] = {"runs": rows}
+    for ex in a.exchanges:
+        if ex != "okx" and "okx" in a.exchanges:
+            out[f"paired_{ex}_to_okx_1msg"] = paired_ratios(rows["1"], rows[venue_key("1", ex)])
+            if a.with_raw:
+                out[f"paired_{ex}_to_okx_raw"] = paired_ratios(rows["raw"], rows[venue_key("raw", ex)])
+    if not rows["limits"]:
+        return out
     ratios_b = [
         p["trades_per_s"] / lim["binary_copy_trades_per_s"]
         for p, lim in zip(rows["1"], rows["limits"], strict=True)
@@ -81,7 +140,7 @@ def run_throughput(dsn: str, a: argparse.Namespace) -> dict[str, Any]:
         for p, lim in zip(rows["1"], rows["limits"], strict=True)
     ]
     return {
-        "runs": rows,
+        **out,
         "ratio_1msg_to_binary_copy_median": statistics.median(ratios_b),
         "ratio_1msg_to_server_copy_median": statistics.median(ratios_s),
         "ratios_1msg_to_binary_copy": ratios_b,
@@ -90,13 +149,19 @@ def run_throughput(dsn: str, a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _table(report: dict[str, Any]) -> str:
-    lines = [f"{'measurement':<58} {'median':>12} {'runs':>26}  goal"]
+    lines = [f"{'measurement':<66} {'median':>12} {'runs':>26}  goal"]
 
     def add(name: str, runs: list[dict[str, Any]], key: str, fmt: str, goal: str) -> None:
         if not runs:
             return
         each = ", ".join(format(r[key], fmt) for r in runs if r.get(key) is not None)
-        lines.append(f"{name:<58} {format(_median(runs, key), fmt):>12} {each:>26}  {goal}")
+        lines.append(f"{name:<66} {format(_median(runs, key), fmt):>12} {each:>26}  {goal}")
+
+    def add_ratios(name: str, ratios: dict[str, dict[str, Any]]) -> None:
+        for key, label in PAIRED:
+            if key in ratios:
+                each = ", ".join(f"{x:.2f}" for x in ratios[key]["runs"])
+                lines.append(f"{f'{name}: {label}':<66} {ratios[key]['median']:>12.2f} {each:>26}")
 
     t = report.get("throughput")
     if t:
@@ -104,16 +169,30 @@ def _table(report: dict[str, Any]) -> str:
         add("throughput 1 trade/msg, trades/s", r["1"], "trades_per_s", ",.0f", ">= 100,000")
         add("throughput 10 trades/msg, trades/s", r["10"], "trades_per_s", ",.0f", ">= 200,000")
         add("throughput 1/msg store_raw_data=true, trades/s", r["raw"], "trades_per_s", ",.0f", "")
+        for key in sorted(k for k in r if k.startswith(("1-", "raw-"))):
+            venue = key.partition("-")[2]
+            what = "1/msg store_raw_data=true" if key.startswith("raw-") else "1 trade/msg"
+            add(f"{venue} throughput {what}, trades/s", r[key], "trades_per_s", ",.0f", "")
+            add(f"{venue} collector CPU {what}, us/trade", r[key], "cpu_us_per_trade", ".2f", "")
+            add(f"{venue} server backends CPU {what}, us/trade", r[key], "db_backends_cpu_us_per_trade",
+                ".2f", "")
+            add(f"{venue} simulator CPU {what}, us/trade", r[key], "simulator_cpu_us_per_trade", ".2f", "")
+            add(f"{venue} collector VmHWM {what}, MB", r[key], "vm_hwm_mb", ".1f", "")
+        for key in sorted(k for k in t if k.startswith("paired_")):
+            venue, _, what = key.removeprefix("paired_").partition("_to_okx_")
+            add_ratios(f"{venue}:okx {what} (paired)", t[key])
+    if t and t["runs"]["limits"]:
+        r = t["runs"]
         add("limit: binary COPY from Python, trades/s", r["limits"], "binary_copy_trades_per_s", ",.0f", "")
         add(
             "limit: server-side COPY FROM file, trades/s", r["limits"], "server_copy_trades_per_s", ",.0f", ""
         )
         lines.append(
-            f"{'ratio 1/msg pipeline : binary COPY (paired, median)':<58} "
+            f"{'ratio 1/msg pipeline : binary COPY (paired, median)':<66} "
             f"{t['ratio_1msg_to_binary_copy_median']:>12.2f}"
         )
         lines.append(
-            f"{'ratio 1/msg pipeline : server COPY (paired, median)':<58} "
+            f"{'ratio 1/msg pipeline : server COPY (paired, median)':<66} "
             f"{t['ratio_1msg_to_server_copy_median']:>12.2f}"
         )
         add("collector CPU at full speed 1/msg, us/trade", r["1"], "cpu_us_per_trade", ".2f", "")
@@ -129,27 +208,36 @@ def _table(report: dict[str, Any]) -> str:
             "server_copy_backend_cpu_us_per_trade", ".2f", "")
         add("collector VmHWM at full speed 1/msg, MB", r["1"], "vm_hwm_mb", ".1f", "")
         add("collector VmHWM at full speed 10/msg, MB", r["10"], "vm_hwm_mb", ".1f", "")
-    for key, label in (("steady1", "1 collector"), ("steady10", "10 collectors")):
-        s = report.get(key)
-        if s:
-            add(
-                f"steady 10,000 trades/s, {label}: CPU us/trade",
-                s,
-                "cpu_us_per_trade",
-                ".2f",
-                "<= 10" if key == "steady1" else "",
-            )
-            add(f"steady 10,000 trades/s, {label}: wake-ups/s", s, "wakeups_per_s", ",.0f", "")
-            add(f"steady 10,000 trades/s, {label}: VmRSS MB", s, "vm_rss_mb", ".1f", "")
-            add(f"steady 10,000 trades/s, {label}: VmHWM MB", s, "vm_hwm_mb", ".1f", "")
-            add(f"steady 10,000 trades/s, {label}: RssAnon MB (private)", s, "rss_anon_mb", ".1f", "")
-            add(
-                f"steady 10,000 trades/s, {label}: RSS MB per collector",
-                s,
-                "rss_mb_per_collector",
-                ".1f",
-                "< 50",
-            )
+    steady_keys = sorted(
+        (k for k in report if k.startswith("steady") and not k.startswith("steady_paired")),
+        key=lambda k: (int(k[6:].partition("-")[0]), k),
+    )
+    for key in steady_keys:
+        n, _, venue = key[6:].partition("-")
+        label = f"{'1 collector' if n == '1' else n + ' collectors'}{', ' + venue if venue else ''}"
+        s = report[key]
+        rate = f"{s[0]['rate']:,.0f}"
+        add(
+            f"steady {rate} trades/s, {label}: CPU us/trade",
+            s,
+            "cpu_us_per_trade",
+            ".2f",
+            "<= 10" if n == "1" else "",
+        )
+        add(f"steady {rate} trades/s, {label}: wake-ups/s", s, "wakeups_per_s", ",.0f", "")
+        add(f"steady {rate} trades/s, {label}: VmRSS MB", s, "vm_rss_mb", ".1f", "")
+        add(f"steady {rate} trades/s, {label}: VmHWM MB", s, "vm_hwm_mb", ".1f", "")
+        add(f"steady {rate} trades/s, {label}: RssAnon MB (private)", s, "rss_anon_mb", ".1f", "")
+        add(
+            f"steady {rate} trades/s, {label}: RSS MB per collector",
+            s,
+            "rss_mb_per_collector",
+            ".1f",
+            "< 50",
+        )
+    for key in sorted(k for k in report if k.startswith("steady_paired")):
+        n, _, venue = key.removeprefix("steady_paired").partition("-")
+        add_ratios(f"{venue}:okx steady, {n} symbol(s) (paired)", report[key])
     for key in sorted(k for k in report if k.startswith("latency")):
         s = report[key]
         d = s[0]["batch_max_delay"]
@@ -180,7 +268,7 @@ def _all_runs(report: dict[str, Any]) -> list[list[dict[str, Any]]]:
     for key, value in report.items():
         if key == "throughput":
             out.extend(value["runs"].values())
-        elif isinstance(value, list):
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
             out.append(value)
     return out
 
@@ -215,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trades-1", type=int, default=1_000_000, help="trades per 1/msg throughput run")
     p.add_argument("--trades-10", type=int, default=2_000_000, help="trades per 10/msg throughput run")
     p.add_argument("--with-raw", action="store_true", help="also run 1/msg with store_raw_data=true")
+    p.add_argument(
+        "--exchanges",
+        default="okx",
+        help=f"comma-separated venues ({','.join(VENUES)}) for the throughput 1/msg and steady "
+        "scenarios, interleaved per repetition (paired <venue>:okx ratios); 10/msg, limits, "
+        "latency and overload are OKX only",
+    )
     p.add_argument("--overload-trades", type=int, default=400_000)
     p.add_argument("--overload-batch", type=int, default=50, help="writer batch_max_rows when overloaded")
     p.add_argument("--steady-rate", type=float, default=10_000.0)
@@ -230,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     wanted = {w.strip() for w in a.only.split(",") if w.strip()}
     if wanted - set(ALL) - set(EXTRA):
         p.error(f"unknown scenario(s): {', '.join(sorted(wanted - set(ALL) - set(EXTRA)))}")
+    a.exchanges = list(dict.fromkeys(x.strip().lower() for x in a.exchanges.split(",") if x.strip()))
+    if not a.exchanges or set(a.exchanges) - set(VENUES):
+        p.error(f"--exchanges takes a comma-separated subset of {','.join(VENUES)}")
 
     report: dict[str, Any] = {
         "command": " ".join(
@@ -250,11 +348,21 @@ def main(argv: list[str] | None = None) -> int:
         report["throughput"] = run_throughput(a.dsn, a)
     if "steady" in wanted:
         for n in (1, 10):
-            report[f"steady{n}"] = _repeat(
-                f"steady {n}",
-                a.reps,
-                partial(steady, a.dsn, n_symbols=n, rate=a.steady_rate, warmup=3.0, window=a.steady_window),
-            )
+            for ex in a.exchanges:
+                report[venue_key(f"steady{n}", ex)] = []
+            for i in range(a.reps):
+                for ex in _venue_order(a.exchanges, i):
+                    report[venue_key(f"steady{n}", ex)] += _repeat(
+                        f"steady {n} {ex} (repetition {i + 1}/{a.reps})",
+                        1,
+                        partial(steady, a.dsn, n_symbols=n, rate=a.steady_rate, warmup=3.0,
+                                window=a.steady_window, exchange=ex),
+                    )
+            for ex in a.exchanges:
+                if ex != "okx" and "okx" in a.exchanges:
+                    report[f"steady_paired{n}-{ex}"] = paired_ratios(
+                        report[f"steady{n}"], report[venue_key(f"steady{n}", ex)]
+                    )
     if "latency" in wanted:
         for d in (float(x) for x in a.latency_delays.split(",") if x.strip()):
             report[f"latency{d}"] = _repeat(

@@ -2,7 +2,8 @@
 
 The simulator is `tcpd simulate --exchange okx|binance` (or, for the latency scenario,
 benchmarks/ingest_simulator.py, which stamps each message when it is sent); the collector is
-`tcpd run` with generated config files for the same venue. CPU and memory are read from /proc/PID/stat and /proc/PID/status.
+`tcpd run` with generated config files for the same venue. CPU and memory are read from
+/proc/PID/stat and /proc/PID/status.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ class Collector:
     writer: dict[str, Any] = field(default_factory=dict)
     store_raw_data: bool = False
     exchange: str = "okx"
+    sections: dict[str, Any] = field(default_factory=dict)  # more top-level keys, e.g. gap_fill
     returncode: int | None = None
     _proc: subprocess.Popen[bytes] | None = None
 
@@ -198,6 +200,7 @@ class Collector:
             "trading_pairs": [
                 {"symbol": s, "data_types": ["trade"], "channels": {"trades": channel}} for s in self.symbols
             ],
+            **self.sections,
         }
         db = {"database": {"url": self.dsn}, "writer": self.writer}
         logging_file = {"level": "INFO", "console_output": True, "file_output": False}

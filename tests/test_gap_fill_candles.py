@@ -44,8 +44,17 @@ async def test_the_candle_over_a_gap_shows_only_once_filled_and_then_exact(migra
         try:
             async with collecting(sim, dsn, writer, give_up_after=120.0) as (collector, filler):
                 # The outage starts a few seconds before a minute ends and lasts past it.
-                await wait_for(lambda: 50 <= datetime.now(UTC).second < 55, within=65, what="second 50")
+                # The whole gap minute after the stream is under way: trades published before
+                # the collector subscribed are in no candle it could complete.
                 await wait_for(lambda: collector.stats.rows_received > 100, what="the stream under way")
+                under_way = minute_of(int(time.time() * 1000))
+                await wait_for(
+                    lambda: (
+                        50 <= datetime.now(UTC).second < 55 and minute_of(int(time.time() * 1000)) > under_way
+                    ),
+                    within=125,
+                    what="second 50 of a minute begun after the stream",
+                )
                 sim.history.fail_next(10_000, HTTPStatus.SERVICE_UNAVAILABLE)  # REST down for now
                 begin_outage = refuse_connections_for(collector, 12.0)
                 begin_outage()

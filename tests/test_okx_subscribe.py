@@ -115,5 +115,7 @@ def test_registry() -> None:
     assert "okx" in supported_exchanges()
     adapter = get_adapter(" OKX ")
     assert (adapter.name, adapter.ping_text) == ("okx", "ping")
-    with pytest.raises(ConfigError, match=r"unsupported exchange 'kraken': supported exchanges are okx"):
+    with pytest.raises(
+        ConfigError, match=r"unsupported exchange 'kraken': supported exchanges are binance, okx;"
+    ):
         get_adapter("kraken")
