@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
+from ingest.collector import websocket_collector
 from ingest.collector.params import parse_params
 from ingest.collector.websocket_collector import WebSocketCollector
 from ingest.exchanges.base import Keepalive, Subscription
@@ -130,3 +132,57 @@ async def test_a_connection_older_than_max_connection_age_is_replaced_make_befor
     # the overlap's duplicates; this sink keeps them).
     ids = sorted({int(t.trade_id) for t in sink.trades})
     assert ids == list(range(ids[0], ids[-1] + 1))
+
+
+async def test_connection_attempts_keep_to_the_venues_connect_rate_across_collectors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ten collectors of one venue host start at once; the venue allows 3 attempts a second.
+    attempts: list[float] = []
+    dial = websocket_collector.connect
+
+    async def recording(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(time.monotonic())
+        return await dial(*args, **kwargs)
+
+    monkeypatch.setattr(websocket_collector, "connect", recording)
+    symbols = tuple(f"SYM{n}-USDT" for n in range(10))
+    async with simulator(symbols=symbols, rate=100.0, idle_timeout=3600.0) as sim:
+        collectors = [
+            collector_for(sim, MemorySink(), symbol=s, connect_rate={"attempts": 3, "seconds": 1.0})
+            for s in symbols
+        ]
+        try:
+            await asyncio.gather(*(c.start() for c in collectors))
+            await wait_for(
+                lambda: all(c.get_status()["statistics"]["messages_received"] > 0 for c in collectors),
+                within=20,
+                what="every collector receiving",
+            )
+        finally:
+            await asyncio.gather(*(c.stop() for c in collectors))
+    assert len(attempts) == 10
+    attempts.sort()
+    windows = [later - earlier for earlier, later in zip(attempts, attempts[3:], strict=False)]
+    assert min(windows) >= 0.99, windows  # never 4 attempts within a second
+    assert attempts[-1] - attempts[0] < 4.0  # ...and no slower than the rate allows
+
+
+async def test_a_stop_while_waiting_for_the_connect_rate_is_prompt_and_quiet() -> None:
+    async with simulator(rate=100.0, idle_timeout=3600.0) as sim:
+        # An attempt budget of 1 per hour, spent by the first collector: the second waits.
+        rate = {"attempts": 1, "seconds": 3600.0}
+        first = collector_for(sim, MemorySink(), connect_rate=rate)
+        second = collector_for(sim, MemorySink(), connect_rate=rate, name="okx-BTC-USDT-2")
+        await first.start()
+        await second.start()
+        try:
+            await asyncio.sleep(0.5)
+            assert second.get_status()["statistics"]["messages_received"] == 0
+            began = time.monotonic()
+            await second.stop()
+            took = time.monotonic() - began
+        finally:
+            await first.stop()
+    assert took < 2.0
+    assert second.get_status()["statistics"]["errors"] == 0

@@ -27,6 +27,9 @@ the file accepts is accepted here and the reverse):
                            (None = never; default: the venue's, e.g. Binance 84600)
     max_messages_per_second frames sent per second per connection, subscribe frames paced
                            to it (None = no limit; default: the venue's, e.g. Binance 4.0)
+    connect_rate           {"attempts": n, "seconds": t}: connection attempts to the venue's
+                           host, shared by the process's collectors (None = no limit;
+                           default: the venue's, OKX 3 per 1 s, Binance 300 per 300 s)
     name                   collector name (default "<exchange>-<symbol>", lower-case exchange)
     sink                   the RowSink rows are put to (normally the CopyWriter); without one,
                            rows only reach callbacks (see ExchangeFactory.create_collector)
@@ -72,7 +75,7 @@ def parse_params(exchange: str, symbol: str, custom: Mapping[str, Any] | None) -
         raise ConfigError("\n".join(_line(exchange, symbol, p) for p in problems)) from None
 
 
-VENUE_LIMIT_KEYS = ("max_connection_age", "max_messages_per_second")
+VENUE_LIMIT_KEYS = ("max_connection_age", "max_messages_per_second", "connect_rate")
 
 
 def venue_limits(exchange: str) -> dict[str, Any]:

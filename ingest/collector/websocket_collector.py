@@ -33,6 +33,7 @@ from websockets.frames import CloseCode
 
 from ingest.collector.base import BaseDataCollector
 from ingest.collector.batch_receiver import BatchClientConnection, connect
+from ingest.collector.connect_rate import ConnectGate, gate_for
 from ingest.collector.continuity import SessionTrades, TradeContinuity
 from ingest.collector.handover import HANDOVER_OVERLAP, Overlap
 from ingest.collector.params import CollectorParams
@@ -162,6 +163,8 @@ class WebSocketCollector(BaseDataCollector):
             try:
                 ws = await self._connect(sub.url)
             except _CONNECT_ERRORS as exc:
+                if self._stopping.is_set():
+                    return  # stopped while connecting or waiting for the connect rate
                 failures += 1
                 self._connect_failed(sub.url, failures, exc)
                 continue
@@ -188,7 +191,11 @@ class WebSocketCollector(BaseDataCollector):
                 self._connect_failed(sub.url, failures, None)
 
     async def _connect(self, url: str) -> BatchClientConnection:
-        """Open a connection; raises one of _CONNECT_ERRORS."""
+        """Open a connection once the venue's connect rate admits it; raises one of
+        _CONNECT_ERRORS (a stop while waiting for the gate: ConnectionAbortedError)."""
+        gate = gate_for(self.config.exchange, url, self.params.connect_rate)
+        if gate is not None:
+            await self._admitted_by(gate)
         return await connect(
             url,
             open_timeout=OPEN_TIMEOUT,
@@ -199,6 +206,18 @@ class WebSocketCollector(BaseDataCollector):
             # without an extension frames take the fast scan (frame_scan.py).
             compression=None,
         )
+
+    async def _admitted_by(self, gate: ConnectGate) -> None:
+        admitted = asyncio.ensure_future(gate.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({admitted, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not admitted.done():
+                admitted.cancel()
+        if not admitted.done() or admitted.cancelled():
+            raise ConnectionAbortedError("stopping while waiting for the venue's connect rate")
 
     def _new_session(self, ws: BatchClientConnection, sub: Subscription) -> _Session:
         ws.receive_linger = self.params.receive_linger

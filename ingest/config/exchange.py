@@ -29,6 +29,13 @@ ConnectionAge = Annotated[float, Field(ge=1)]
 MessageRate = Annotated[float, Field(gt=0)]
 
 
+class ConnectRate(StrictModel):
+    """At most `attempts` connection attempts in any `seconds` (a venue's per-IP limit)."""
+
+    attempts: PositiveInt
+    seconds: PositiveFloat
+
+
 def _check_delays(reconnect_delay: float, max_reconnect_delay: float) -> None:
     if max_reconnect_delay < reconnect_delay:
         raise ValueError(
@@ -57,6 +64,9 @@ class ConnectionSettings(StrictModel):
     # Frames the client may send on one connection per second (subscribe frames and pings);
     # the collector paces its frames to it. None: no limit.
     max_messages_per_second: MessageRate | None = None
+    # Connection attempts to the venue's host, shared by every collector of the process
+    # (ingest.collector.connect_rate). None: no limit.
+    connect_rate: ConnectRate | None = None
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> ConnectionSettings:
@@ -192,6 +202,7 @@ class CollectorParams(StrictModel):
     dead_letters_per_hour: DeadLettersPerHour = 1000
     max_connection_age: ConnectionAge | None = None
     max_messages_per_second: MessageRate | None = None
+    connect_rate: ConnectRate | None = None
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> CollectorParams:
@@ -212,6 +223,7 @@ def collector_params_from(connection: ConnectionSettings, data: DataCollectionSe
         "max_message_bytes": connection.max_message_bytes,
         "max_connection_age": connection.max_connection_age,
         "max_messages_per_second": connection.max_messages_per_second,
+        "connect_rate": connection.connect_rate,
         "max_silence": data.max_silence,
         "buffer_size": data.buffer_size,
         "dead_letters_per_hour": data.dead_letters_per_hour,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.config.exchange import ConnectionSettings, WsUrl
+from ingest.config.exchange import ConnectionSettings, ConnectRate, WsUrl
 from ingest.exchanges.okx.channels import BUSINESS_URL_KEY, PUBLIC_URL_KEY
 
 
@@ -10,10 +10,12 @@ class OkxConnection(ConnectionSettings):
     """/ws/v5/public (trades, books, tickers) and /ws/v5/business (trades-all, candles).
 
     OKX documents no connection lifetime (it announces a close with notice 64008) and limits
-    subscribe requests per hour, not per second: both venue limits stay off."""
+    subscribe requests per hour, not per second: those two limits stay off. It allows 3
+    connection requests a second per IP."""
 
     public_ws_url: WsUrl
     business_ws_url: WsUrl = "wss://ws.okx.com:8443/ws/v5/business"
+    connect_rate: ConnectRate | None = ConnectRate(attempts=3, seconds=1.0)
 
     def ws_urls(self) -> dict[str, str]:
         return {PUBLIC_URL_KEY: self.public_ws_url, BUSINESS_URL_KEY: self.business_ws_url}
