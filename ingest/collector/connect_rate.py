@@ -1,9 +1,9 @@
 """The venue's limit on connection attempts, shared by every collector of a process.
 
 Venues limit how often one IP may open connections (OKX: 3 a second; Binance: 300 in 5
-minutes) and refuse or ban beyond it. A ConnectGate admits at most `attempts` connection
-attempts in any window of `seconds`, across all collectors of one venue host in this process
-(one gate per event loop, exchange and host), so a start with hundreds of pairs, or a
+minutes) and refuse or ban beyond it. A gate (a SlidingWindow) admits at most `attempts`
+connection attempts in any window of `seconds`, across all collectors of one venue host in
+this process (one gate per event loop, exchange and host), so a start with hundreds of pairs, or a
 reconnect wave after a network blip, opens connections at the allowed rate instead of being
 refused and retried in a storm.
 """
@@ -11,41 +11,17 @@ refused and retried in a storm.
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
-from collections import deque
 from urllib.parse import urlsplit
 
 from ingest.config.exchange import ConnectRate
+from ingest.sliding_window import SlidingWindow
 
-
-class ConnectGate:
-    """A sliding window: at most `attempts` admissions in any `seconds`; waiters in turn."""
-
-    def __init__(self, attempts: int, seconds: float) -> None:
-        self.attempts = attempts
-        self.seconds = seconds
-        self._admitted: deque[float] = deque()
-        self._turn = asyncio.Lock()
-
-    async def wait(self) -> None:
-        """Return once an attempt may be made now (counted as made)."""
-        async with self._turn:
-            while True:
-                now = time.monotonic()
-                while self._admitted and self._admitted[0] <= now - self.seconds:
-                    self._admitted.popleft()
-                if len(self._admitted) < self.attempts:
-                    self._admitted.append(now)
-                    return
-                await asyncio.sleep(self._admitted[0] + self.seconds - now)
-
-
-_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, int, float], ConnectGate]]
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, int, float], SlidingWindow]]
 _GATES = weakref.WeakKeyDictionary()
 
 
-def gate_for(exchange: str, url: str, rate: ConnectRate | None) -> ConnectGate | None:
+def gate_for(exchange: str, url: str, rate: ConnectRate | None) -> SlidingWindow | None:
     """The gate every collector of `exchange` connecting to `url`'s host shares (None: no limit)."""
     if rate is None:
         return None
@@ -53,5 +29,5 @@ def gate_for(exchange: str, url: str, rate: ConnectRate | None) -> ConnectGate |
     key = (exchange, urlsplit(url).hostname or "", rate.attempts, rate.seconds)
     gate = gates.get(key)
     if gate is None:
-        gate = gates[key] = ConnectGate(rate.attempts, rate.seconds)
+        gate = gates[key] = SlidingWindow(rate.attempts, rate.seconds)
     return gate

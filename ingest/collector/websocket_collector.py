@@ -33,7 +33,7 @@ from websockets.frames import CloseCode
 
 from ingest.collector.base import BaseDataCollector
 from ingest.collector.batch_receiver import BatchClientConnection, connect
-from ingest.collector.connect_rate import ConnectGate, gate_for
+from ingest.collector.connect_rate import gate_for
 from ingest.collector.continuity import SessionTrades, TradeContinuity
 from ingest.collector.handover import HANDOVER_OVERLAP, Overlap
 from ingest.collector.params import CollectorParams
@@ -44,6 +44,7 @@ from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Keepali
 from ingest.model import ExchangeCollectorConfig
 from ingest.redact import redact_text
 from ingest.rows import Row
+from ingest.sliding_window import SlidingWindow
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class WebSocketCollector(BaseDataCollector):
             compression=None,
         )
 
-    async def _admitted_by(self, gate: ConnectGate) -> None:
+    async def _admitted_by(self, gate: SlidingWindow) -> None:
         admitted = asyncio.ensure_future(gate.wait())
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
