@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from cli.simulate import serve
+from cli.simulate import serve_okx
 from ingest.simulator import SimulatorSettings
 
 
@@ -37,7 +37,7 @@ def main() -> None:
         record=False,
         chunk_trades=a.trades_per_message,  # one message per chunk: stamped when sent
     )
-    asyncio.run(serve(settings))
+    asyncio.run(serve_okx(settings))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 
@@ -141,21 +142,30 @@ def simulate(
             history_trades=history_trades,
             record=False,  # a long run would keep every trade in memory
         )
-        asyncio.run(serve(settings))
+        asyncio.run(serve_okx(settings))
 
 
-async def serve(settings: SimulatorSettings) -> None:
-    """Run a simulator with `settings` until SIGINT/SIGTERM; print its URLs, then its counters."""
-    simulator = OkxSimulator(settings)
+class _Simulator(Protocol):
+    @property
+    def counters(self) -> Mapping[str, int]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve(simulator: _Simulator, where: Callable[[], list[str]], hint: str) -> None:
+    """Run `simulator` until SIGINT/SIGTERM: once it listens print `where()` (its URLs, on
+    stdout) and `hint` (stderr); once it stopped, its counters."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await simulator.start()
     try:
-        typer.echo(f"public_ws_url: {simulator.url}")
-        typer.echo(f"business_ws_url: {simulator.business_url}")
-        typer.echo("put these in the exchange config `connection` section; Ctrl-C stops", err=True)
+        for line in where():
+            typer.echo(line)
+        typer.echo(hint, err=True)
         await stop.wait()
     finally:
         await simulator.stop()
@@ -163,25 +173,22 @@ async def serve(settings: SimulatorSettings) -> None:
             loop.remove_signal_handler(sig)
     counters = ", ".join(f"{k}={v}" for k, v in sorted(simulator.counters.items()))
     typer.echo(f"stopped: {counters or 'nothing sent'}", err=True)
+
+
+async def serve_okx(settings: SimulatorSettings) -> None:
+    okx = OkxSimulator(settings)
+    await serve(
+        okx,
+        lambda: [f"public_ws_url: {okx.url}", f"business_ws_url: {okx.business_url}"],
+        "put these in the exchange config `connection` section; Ctrl-C stops",
+    )
 
 
 async def serve_binance(settings: BinanceSimulatorSettings) -> None:
-    """Run a Binance simulator until SIGINT/SIGTERM; print its URLs, then its counters."""
-    simulator = BinanceSimulator(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await simulator.start()
-    try:
-        # ws_url is the value of connection.ws_url in a copy of config/binance.json.
-        typer.echo(f"ws_url: {simulator.base_url}")
-        typer.echo(f"rest_url: {simulator.rest_url}")
-        typer.echo("raw streams at /ws/<stream>, combined at /stream?streams=a/b; Ctrl-C stops", err=True)
-        await stop.wait()
-    finally:
-        await simulator.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    counters = ", ".join(f"{k}={v}" for k, v in sorted(simulator.counters.items()))
-    typer.echo(f"stopped: {counters or 'nothing sent'}", err=True)
+    binance = BinanceSimulator(settings)
+    # ws_url is the value of connection.ws_url in a copy of config/binance.json.
+    await serve(
+        binance,
+        lambda: [f"ws_url: {binance.base_url}", f"rest_url: {binance.rest_url}"],
+        "raw streams at /ws/<stream>, combined at /stream?streams=a/b; Ctrl-C stops",
+    )
