@@ -186,3 +186,32 @@ async def test_a_stop_while_waiting_for_the_connect_rate_is_prompt_and_quiet() -
             await first.stop()
     assert took < 2.0
     assert second.get_status()["statistics"]["errors"] == 0
+
+
+async def test_waiting_for_the_connect_rate_is_not_silence(caplog: pytest.LogCaptureFixture) -> None:
+    # The second collector waits for the gate far longer than max_silence: the health task
+    # must not restart it (a restart only queues it again at the back).
+    async with simulator(rate=100.0, idle_timeout=3600.0) as sim:
+        rate = {"attempts": 1, "seconds": 3600.0}
+        first = collector_for(sim, MemorySink(), connect_rate=rate, max_silence=1.0, health_check_interval=0.2)
+        second = collector_for(
+            sim,
+            MemorySink(),
+            connect_rate=rate,
+            name="okx-BTC-USDT-2",
+            max_silence=1.0,
+            health_check_interval=0.2,
+        )
+        await first.start()
+        await wait_for(lambda: first.get_status()["statistics"]["messages_received"] > 0, what="the first one")
+        await second.start()
+        try:
+            await asyncio.sleep(3.0)
+            status = second.get_status()
+            health = second.get_health_status()
+        finally:
+            await second.stop()
+            await first.stop()
+    assert status["statistics"]["restarts"] == 0
+    assert any("for the venue's connect rate" in issue for issue in health["issues"]), health
+    assert any("not restarting: waiting" in r.getMessage() for r in caplog.records)

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ingest.collector.callbacks import CallbackDispatcher, DataCallback
 from ingest.collector.params import CollectorParams
-from ingest.collector.stats import CollectorStatistics, health_issues, since, wall_iso
+from ingest.collector.stats import CollectorStatistics, health_issues, silent_since, since, wall_iso
 from ingest.model import DataType, ExchangeCollectorConfig
 from ingest.redact import redact_text
 
@@ -244,7 +244,7 @@ class BaseDataCollector(ABC):
                 continue
             now = time.monotonic()
             task = self._collect_task
-            silent = since(self.stats.last_data_mono or self.stats.started_mono, now)
+            silent = since(silent_since(self.stats), now)
             if task is None or task.done():
                 if self.config.auto_restart:
                     await self._restart_collect("collect task ended")

@@ -251,6 +251,9 @@ class BatchClientConnection(asyncio.Protocol):
             self._close_timer.cancel()
         if not self._handshake.done():
             self._handshake.set_exception(exc or ConnectionError("connection closed during the handshake"))
+            # Marked retrieved: connect() may have given up waiting already (its open_timeout),
+            # and asyncio would log "Future exception was never retrieved"; a waiter still gets it.
+            self._handshake.exception()
         if not self._lost.done():
             self._lost.set_result(None)
         self._wake()

@@ -80,6 +80,13 @@ class CollectorStatistics:
         }
 
 
+def silent_since(stats: CollectorStatistics) -> float | None:
+    """Since when (time.monotonic) the collector has had no data: its last data, or its last
+    (re)connection or start if later (a connection that just opened has not been silent)."""
+    marks = [m for m in (stats.last_data_mono, stats.connected_mono, stats.started_mono) if m]
+    return max(marks) if marks else None
+
+
 def health_issues(
     *,
     should_run: bool,
@@ -102,7 +109,7 @@ def health_issues(
     if status == "error":
         issues.append(f"collector is in error state: {stats.last_error or 'unknown error'}")
     if should_run and is_running and holdup is None:
-        silent = since(stats.last_data_mono or stats.connected_mono or stats.started_mono, now)
+        silent = since(silent_since(stats), now)
         if silent is not None and silent > max_silence:
             issues.append(f"no data for {silent:.1f}s (limit {max_silence:.1f}s)")
         beats = [m for m in (stats.last_heartbeat_mono, stats.last_message_mono) if m]

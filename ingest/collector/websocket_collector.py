@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.frames import CloseCode
@@ -105,6 +106,8 @@ class WebSocketCollector(BaseDataCollector):
         self._sessions: set[_Session] = set()
         self._stopping = asyncio.Event()  # wakes connection loops sleeping in backoff
         self._dead_letter_cap = DeadLetterCap(self.name, params.dead_letters_per_hour)
+        self._gate_waits = 0  # connection loops waiting for the venue's connect rate
+        self._gate_waiting_since: float | None = None
 
     async def stop(self, force: bool = False) -> None:
         try:
@@ -119,6 +122,16 @@ class WebSocketCollector(BaseDataCollector):
 
     def _reader_waiting_since(self) -> float | None:
         return min((s.putting_since for s in self._sessions if s.putting_since is not None), default=None)
+
+    def _holdup(self, now: float, stats: dict[str, Any]) -> str | None:
+        # Waiting for the venue's connect rate is not silence either: a restart would only
+        # queue the collector again at the back.
+        held = super()._holdup(now, stats)
+        if held is None and self._gate_waiting_since is not None:
+            return (
+                f"waiting {now - self._gate_waiting_since:.0f}s for the venue's connect rate (connect_rate)"
+            )
+        return held
 
     async def _collect(self) -> None:
         self._stopping.clear()
@@ -211,9 +224,15 @@ class WebSocketCollector(BaseDataCollector):
     async def _admitted_by(self, gate: SlidingWindow) -> None:
         admitted = asyncio.ensure_future(gate.wait())
         stopping = asyncio.ensure_future(self._stopping.wait())
+        self._gate_waits += 1
+        if self._gate_waiting_since is None:
+            self._gate_waiting_since = time.monotonic()
         try:
             await asyncio.wait({admitted, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._gate_waits -= 1
+            if not self._gate_waits:
+                self._gate_waiting_since = None
             stopping.cancel()
             if not admitted.done():
                 admitted.cancel()

@@ -59,6 +59,7 @@ REASON_HORIZON = "older than the exchange's REST trade history keeps"
 REASON_LAGGING = "not in the exchange's REST trade history when asked"
 # Items of REST answers refused by the parser, kept as dead letters per fill at most.
 DEAD_LETTERS_PER_FILL = 100
+DB_CONNECTIONS = 2  # database connections one filler uses at most at a time
 DB_RETRY_DELAY = 2.0
 DB_RETRY_MAX_DELAY = 30.0
 STOP_TIMEOUT = 5.0
@@ -153,6 +154,7 @@ class GapFiller:
         self._filling: set[str] = set()  # gap ids being filled now
         self._symbols: set[str] = set()  # symbols whose open gaps are retried
         self._stopping = asyncio.Event()
+        self._db_slots = asyncio.Semaphore(DB_CONNECTIONS)
         self._rng = random.Random()
         self.stats = FillStats()
 
@@ -425,15 +427,18 @@ class GapFiller:
             raise asyncio.CancelledError
 
     async def _db(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]], what: str) -> T:
-        """Run `work` on a fresh autocommit connection, retried until the database answers."""
+        """Run `work` on a fresh autocommit connection, retried until the database answers;
+        at most DB_CONNECTIONS at once, however many symbols ask (600 collectors starting
+        together would otherwise take every connection the server allows)."""
         delay = DB_RETRY_DELAY
         while True:
             try:
-                conn = await connect(self._conninfo, autocommit=True)
-                try:
-                    return await work(conn)
-                finally:
-                    await conn.close()
+                async with self._db_slots:
+                    conn = await connect(self._conninfo, autocommit=True)
+                    try:
+                        return await work(conn)
+                    finally:
+                        await conn.close()
             except (TcpdError, psycopg.Error, OSError) as exc:
                 logger.warning(
                     "%s gap filler: %s failed (%s); retrying in %.0f s",
