@@ -193,7 +193,9 @@ async def test_waiting_for_the_connect_rate_is_not_silence(caplog: pytest.LogCap
     # must not restart it (a restart only queues it again at the back).
     async with simulator(rate=100.0, idle_timeout=3600.0) as sim:
         rate = {"attempts": 1, "seconds": 3600.0}
-        first = collector_for(sim, MemorySink(), connect_rate=rate, max_silence=1.0, health_check_interval=0.2)
+        first = collector_for(
+            sim, MemorySink(), connect_rate=rate, max_silence=1.0, health_check_interval=0.2
+        )
         second = collector_for(
             sim,
             MemorySink(),
@@ -203,7 +205,9 @@ async def test_waiting_for_the_connect_rate_is_not_silence(caplog: pytest.LogCap
             health_check_interval=0.2,
         )
         await first.start()
-        await wait_for(lambda: first.get_status()["statistics"]["messages_received"] > 0, what="the first one")
+        await wait_for(
+            lambda: first.get_status()["statistics"]["messages_received"] > 0, what="the first one"
+        )
         await second.start()
         try:
             await asyncio.sleep(3.0)
