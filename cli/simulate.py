@@ -87,17 +87,22 @@ def simulate(
             "--books-rate": books_rate,
             "--trades-channel": trades_channel,
         }
+        given = [name for name, value in okx_only.items() if value is not None]
+        if exchange == "binance" and given:
+            raise ConfigError(
+                f"{given[0]} is an OKX option; the Binance simulator does not take it "
+                "(leave it out, or use --exchange okx)"
+            )
+        # The rules both venues' options share.
+        if rate < 0 or (total is not None and total < 0):
+            raise ConfigError("--rate and --total must be >= 0")
+        if (books_rate or 0) < 0 or tickers_rate < 0:
+            raise ConfigError("--books-rate and --tickers-rate must be >= 0 (0 sends none)")
+        if live and not rate:
+            raise ConfigError("--live needs a --rate above 0; add --no-live")
+        if history_trades < 1:
+            raise ConfigError("--history-trades must be >= 1")
         if exchange == "binance":
-            given = [name for name, value in okx_only.items() if value is not None]
-            if given:
-                raise ConfigError(
-                    f"{given[0]} is an OKX option; the Binance simulator does not take it "
-                    "(leave it out, or use --exchange okx)"
-                )
-            if rate < 0 or (total is not None and total < 0) or tickers_rate < 0 or history_trades < 1:
-                raise ConfigError("--rate, --total and --tickers-rate must be >= 0, --history-trades >= 1")
-            if live and not rate:
-                raise ConfigError("--live needs a --rate above 0; add --no-live")
             binance_settings = BinanceSimulatorSettings(
                 port=port,
                 symbols=names,
@@ -116,16 +121,12 @@ def simulate(
         resend_on_resubscribe = 0 if resend_on_resubscribe is None else resend_on_resubscribe
         books_rate = 10.0 if books_rate is None else books_rate
         trades_channel = "trades-all" if trades_channel is None else trades_channel
-        if rate < 0 or trades_per_message < 1 or (total is not None and total < 0):
-            raise ConfigError("--rate must be >= 0, --trades-per-message >= 1, --total >= 0")
-        if books_rate < 0 or tickers_rate < 0:
-            raise ConfigError("--books-rate and --tickers-rate must be >= 0 (0 sends none)")
+        if trades_per_message < 1:
+            raise ConfigError("--trades-per-message must be >= 1")
         if trades_channel not in ("trades", "trades-all"):
             raise ConfigError(f"--trades-channel is {trades_channel!r}; use trades-all or trades")
-        if live and (not rate or replay is not None):
-            raise ConfigError("--live needs a --rate above 0 and generated trades; add --no-live")
-        if history_trades < 1:
-            raise ConfigError("--history-trades must be >= 1")
+        if live and replay is not None:
+            raise ConfigError("--live needs generated trades, not --replay; add --no-live")
         settings = SimulatorSettings(
             port=port,
             symbols=names,
