@@ -330,7 +330,8 @@ class WebSocketCollector(BaseDataCollector):
         try:
             ws = await self._connect(sub.url)
         except _CONNECT_ERRORS as exc:
-            self._switch_failed(sub.url, f"{type(exc).__name__}: {exc}")
+            if not self._stopping.is_set():  # a stop while waiting for the connect rate is no failure
+                self._switch_failed(sub.url, f"{type(exc).__name__}: {exc}")
             await asyncio.wait({reader})
             return None
         if self._stopping.is_set():
