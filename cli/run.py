@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,11 +57,29 @@ def run(
         exchanges = [load_exchange_file(path) for path in config]
         setup = configure_logging(log_settings)
         keep_gc_off_the_hot_path()
+        release_freed_heap()
         try:
             code = asyncio.run(_serve(database, exchanges))
         finally:
             setup.close()
     raise typer.Exit(code)
+
+
+def release_freed_heap() -> None:
+    """Give the C heap's free pages back to the system, once, at the end of start-up.
+
+    Start-up frees much of what it allocates (compiling modules without bytecode caches,
+    building the config models), but glibc keeps freed heap pages mapped, in this process's
+    RSS for good (~0.8 MB when the sources are compiled at import). malloc_trim(0) returns them;
+    other C libraries (musl) have no such call, and lose nothing but that.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # ctypes is loaded already (psycopg uses it)
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 async def _serve(database: DatabaseFile, exchanges: list[ExchangeFile[Any]]) -> int:

@@ -30,7 +30,7 @@ import logging
 import signal
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.collector import BaseDataCollector, CollectorManager, ExchangeFactory
 from ingest.collector.continuity import TradeContinuity
@@ -40,12 +40,14 @@ from ingest.errors import ConfigError, TcpdError
 from ingest.exchanges.registry import get_venue
 from ingest.history.from_config import gap_fillers
 from ingest.history.gapfill import GapFiller
-from ingest.instruments.from_config import instrument_refreshers
 from ingest.model import DataType
 from ingest.redact import redact_text
 from ingest.storage import CollectorStatusRow, CopyWriter
 from ingest.storage.candle_refresh import CandleRefresher
 from ingest.storage.dead_letter_retention import DeadLetterRetention
+
+if TYPE_CHECKING:
+    from ingest.instruments.refresher import InstrumentRefresher
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class IngestService:
         self._writer: CopyWriter | None = None
         self._fillers: dict[str, GapFiller] = {}
         self._status_task: asyncio.Task[None] | None = None
-        self._instruments = instrument_refreshers(database.database.conninfo(), self._exchanges)
+        self._instruments: list[InstrumentRefresher] = []  # built by start(), after the collectors
         self._retention_task: asyncio.Task[None] | None = None
         self._candle_task: asyncio.Task[None] | None = None
         self.dead_letter_retention = DeadLetterRetention(
@@ -143,6 +145,11 @@ class IngestService:
         for filler in self._fillers.values():
             await filler.start()
         await self._manager.start()
+        # Imported here, not with this module: the instrument loaders bring the HTTP client
+        # (httpcore, ~1.5 MB), which nothing before them needs (tests/test_memory_imports.py).
+        from ingest.instruments.from_config import instrument_refreshers
+
+        self._instruments = instrument_refreshers(self._database.database.conninfo(), self._exchanges)
         for refresher in self._instruments:  # loads at once, then on its schedule; never fatal
             await refresher.start()
         self._status_task = asyncio.create_task(self._status_loop(), name="tcpd-status")

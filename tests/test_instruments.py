@@ -17,8 +17,8 @@ import pytest
 
 from ingest.errors import ExchangeError
 from ingest.exchanges.okx.instruments import OkxInstrumentSource, instrument_row
-from ingest.instruments import InstrumentRefresher
 from ingest.instruments.http import RetryPolicy, retry_after_seconds
+from ingest.instruments.refresher import InstrumentRefresher
 from ingest.simulator import OkxSimulator
 from tests.collector_support import simulator
 from tests.service_support import Service, query, wait_count, wait_rows, write_configs

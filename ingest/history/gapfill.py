@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import psycopg
 
@@ -39,12 +39,16 @@ from ingest.errors import TcpdError
 from ingest.history.model import TradeHistorySource
 from ingest.history.pacing import RequestPacer
 from ingest.history.walk import HistoryReader, Walk
-from ingest.instruments.http import RestClient, RetryPolicy
 from ingest.redact import redact_text
 from ingest.rows import Row, TradeRow
 from ingest.storage.candle_refresh import refresh_candles
 from ingest.storage.gaps import Gap, mark_filled, new_gap_id, note_attempt, record_gaps
 from ingest.storage.watermarks import Hold
+
+if TYPE_CHECKING:
+    # Imported by start(): every `tcpd run` imports this module (collectors' TradeContinuity),
+    # and the HTTP client (httpcore, ~1.5 MB) is not needed before the filler starts.
+    from ingest.instruments.http import RestClient, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +150,7 @@ class GapFiller:
         self._timeout = timeout
         self._give_up_after = give_up_after
         self._retry_interval = retry_interval
-        self._retry = retry or RetryPolicy()
+        self._retry = retry  # None: RetryPolicy()'s defaults, chosen by start()
         self._pacer = RequestPacer(source.rate_limits)
         self._client: RestClient | None = None
         self._reader: HistoryReader | None = None
@@ -161,11 +165,14 @@ class GapFiller:
     # -- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        from ingest.instruments.http import RestClient, RetryPolicy
+
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         self._client = RestClient(self._base_url, timeout=self._timeout, headers=headers)
         await self._client.__aenter__()
+        retry = self._retry or RetryPolicy()
         self._reader = HistoryReader(
-            self._client, self.source, self._pacer, self._retry, store_raw_data=self._store_raw
+            self._client, self.source, self._pacer, retry, store_raw_data=self._store_raw
         )
         self._spawn(self._retry_loop(), f"tcpd-gap-retry-{self.exchange}")
 

@@ -17,11 +17,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ingest.history.model import HistoryPage, HistoryRequest, TradeHistorySource
 from ingest.history.pacing import RequestPacer
-from ingest.instruments.http import RestClient, RetryPolicy, get_json
 from ingest.rows import DataRow, TradeRow
+
+if TYPE_CHECKING:
+    # Not at run time: the HTTP client (httpcore, ~1.5 MB) loads with the first REST client,
+    # not with every `tcpd run` that imports the gap filler (tests/test_memory_imports.py).
+    from ingest.instruments.http import RestClient, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,8 @@ class HistoryReader:
 
     async def page(self, symbol: str, request: HistoryRequest, walk: Walk) -> HistoryPage:
         """One paced, retried request, parsed; counted in `walk`."""
+        from ingest.instruments.http import get_json  # loaded already: `client` is a RestClient
+
         await self._pacer.wait(request.path)
         walk.requests += 1
         payload = await get_json(self._client, request.path, request.params, self._policy)
