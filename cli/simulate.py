@@ -15,6 +15,7 @@ from cli.common import reporting_errors
 from ingest.errors import ConfigError
 from ingest.simulator import OkxSimulator, SimulatorSettings
 from ingest.simulator.binance import BinanceSimulator, BinanceSimulatorSettings
+from ingest.simulator.skew import parse_skew
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ def simulate(
         ),
     ] = None,
     rate: Annotated[float, typer.Option(help="Trades per second over all symbols; 0 = unlimited.")] = 1000.0,
+    skew: Annotated[
+        str | None,
+        typer.Option(
+            help="Unequal trade rates, zipf:S: the k-th symbol of --symbols trades at a rate "
+            "proportional to 1/k^S (zipf:1.2: a few busy, most quiet); default: even."
+        ),
+    ] = None,
     trades_per_message: Annotated[int | None, typer.Option(help="Trades in each message (OKX; 1).")] = None,
     replay: Annotated[
         Path | None, typer.Option(help="Recorded OKX frames to serve (.json frame or .jsonl).")
@@ -102,11 +110,15 @@ def simulate(
             raise ConfigError("--live needs a --rate above 0; add --no-live")
         if history_trades < 1:
             raise ConfigError("--history-trades must be >= 1")
+        if skew is not None and replay is not None:
+            raise ConfigError("--skew shapes generated trades, not --replay; leave one out")
+        weights = None if skew is None else parse_skew(skew, len(names))
         if exchange == "binance":
             binance_settings = BinanceSimulatorSettings(
                 port=port,
                 symbols=names,
                 rate=rate or None,
+                weights=weights,
                 total=total,
                 live=live,
                 ticker_per_second=tickers_rate,
@@ -131,6 +143,7 @@ def simulate(
             port=port,
             symbols=names,
             rate=rate or None,
+            weights=weights,
             trades_per_message=trades_per_message,
             total=total,
             replay=replay,

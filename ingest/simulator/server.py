@@ -40,6 +40,7 @@ from ingest.simulator.instruments import InstrumentsEndpoint
 from ingest.simulator.pump import Pump, log_pump_failure
 from ingest.simulator.replay import load_replay
 from ingest.simulator.settings import SimulatorSettings
+from ingest.simulator.skew import rate_of
 from ingest.simulator.streams import SentTrade, Stream
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class OkxSimulator:
 
     def __init__(self, settings: SimulatorSettings | None = None) -> None:
         self.settings = settings or SimulatorSettings()
+        w = self.settings.weights
+        if w is not None and (len(w) != len(self.settings.symbols) or self.settings.replay is not None):
+            raise ConfigError("skew weights need one value per symbol, and generated trades (no replay)")
         self.sent_trades: list[SentTrade] = []
         self.sent_quotes: list[SentQuote] = []  # filled only with settings.record
         self.counters: Counter[str] = Counter()
@@ -85,12 +89,14 @@ class OkxSimulator:
         if s.live and s.rate is None:
             raise ConfigError("a live simulator publishes trades on the clock: give it a rate")
         per_symbol = _split(s.total, len(s.symbols))
-        chunk = s.chunk_trades
-        if s.rate is not None:
-            # Chunks of ~5 ms of trades at a set rate keep the ts stamped at build time within
-            # a few ms of send time (latency measurements use it).
-            chunk = min(chunk, max(s.trades_per_message, int(s.rate * 0.005)))
-        for symbol, limit in zip(s.symbols, per_symbol, strict=True):
+        for i, (symbol, limit) in enumerate(zip(s.symbols, per_symbol, strict=True)):
+            chunk = s.chunk_trades
+            if s.rate is not None:
+                # Chunks of ~5 ms of trades at a set rate (the symbol's own, when skewed) keep
+                # the ts stamped at build time within a few ms of send time (latency
+                # measurements use it).
+                rate = s.rate if s.weights is None else rate_of(s.weights, i, s.rate)
+                chunk = min(chunk, max(s.trades_per_message, int(rate * 0.005)))
             gen = TradeGenerator(
                 symbol,
                 trades_per_message=s.trades_per_message,

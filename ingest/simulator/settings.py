@@ -14,13 +14,16 @@ class SimulatorSettings:
     total is the number of generated trades over all symbols (None: endless), split
     evenly between symbols. resend_on_resubscribe re-sends the last K trades (rounded up
     to whole messages) when a stream that was sent before gets a new subscriber, to test
-    deduplication; 0 means a resubscribed stream simply continues.
+    deduplication; 0 means a resubscribed stream simply continues. weights (None: even)
+    gives each symbol, in the order of `symbols`, its relative share of `rate`
+    (ingest.simulator.skew, `--skew zipf:S`): a few symbols busy, most quiet.
     """
 
     host: str = "127.0.0.1"
     port: int = 0  # 0: pick a free port; read it back from OkxSimulator.port
     symbols: tuple[str, ...] = ("BTC-USDT",)
     rate: float | None = None
+    weights: tuple[float, ...] | None = None  # relative trade rate per symbol; None: even
     trades_per_message: int = 1
     total: int | None = None
     replay: Path | None = None

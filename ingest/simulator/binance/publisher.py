@@ -3,6 +3,7 @@
 One task per simulator. Each step publishes the trades due at `rate` (spread over the symbols
 that trade), builds their frames once per way subscribers want them (raw/combined, ms/µs) and
 writes them straight to the transports; a connection's write buffer limit is the backpressure.
+With settings.weights (`--skew`) the trades due are split by weight (ingest.simulator.skew).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ingest.simulator.binance.connection import BinanceConnection
 from ingest.simulator.binance.settings import BinanceSimulatorSettings
 from ingest.simulator.binance.tape import Tape, agg_of
 from ingest.simulator.binance.wire import Variant
+from ingest.simulator.skew import WeightedShares
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,10 @@ class Publisher:
         self._subscribers = subscribers
         self._counters = counters
         self._wake = asyncio.Event()
+        self._shares: WeightedShares[str] | None = None
+        if settings.weights is not None:
+            weights = dict(zip(settings.symbols, settings.weights, strict=True))
+            self._shares = WeightedShares(weights, cap=settings.batch_trades)
 
     def wake(self) -> None:
         self._wake.set()
@@ -53,6 +59,8 @@ class Publisher:
         s = self._settings
         loop = asyncio.get_running_loop()
         t0, used, idle = loop.time(), 0, True
+        # With weights, a step hands out at least STEP seconds of trades (one loop over the tapes).
+        least = 1 if self._shares is None or s.rate is None else max(1, int(s.rate * STEP))
         while True:
             active = [t for t in self._tapes.values() if not t.exhausted() and (s.live or self._listened(t))]
             if not active:
@@ -63,19 +71,27 @@ class Publisher:
             if idle:  # pace from now on: no burst for the time nobody listened
                 t0, used, idle = loop.time(), 0, False
             if s.rate is None:
-                share = s.batch_trades
+                due = s.batch_trades * len(active)
             else:
                 due = int(s.rate * (loop.time() - t0)) - used
-                if due <= 0:
-                    await asyncio.sleep(max(STEP, (1 - due) / s.rate))
+                if due < least:
+                    await asyncio.sleep(max(STEP, (least - due) / s.rate))
                     continue
-                share = max(1, due // len(active))
             now_us = time.time_ns() // 1000
-            for tape in active:
-                span = tape.publish(share, now_us)
-                if span is not None:
-                    used += span[1] - span[0] + 1
-                    self._send(tape, span[0], span[1], now_us)
+            if self._shares is None:
+                share = max(1, due // len(active))
+                for tape in active:
+                    span = tape.publish(share, now_us)
+                    if span is not None:
+                        used += span[1] - span[0] + 1
+                        self._send(tape, span[0], span[1], now_us)
+            else:
+                # The whole allowance becomes credit; a tape's unsent fraction stays its credit.
+                used += due
+                for tape, n in zip(active, self._shares.split(due, [t.symbol for t in active]), strict=True):
+                    if n > 0 and (span := tape.publish(n, now_us)) is not None:
+                        self._shares.spend(tape.symbol, span[1] - span[0] + 1)
+                        self._send(tape, span[0], span[1], now_us)
             await self._drain(active)
 
     def _send(self, tape: Tape, lo: int, hi: int, now_us: int) -> None:

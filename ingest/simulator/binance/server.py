@@ -56,6 +56,8 @@ class BinanceSimulator:
         self.counters: Counter[str] = Counter()
         self._server: Server | None = None
         self._symbols = frozenset(s.symbols)
+        if s.weights is not None and len(s.weights) != len(s.symbols):
+            raise ConfigError("skew weights need one value per symbol")
         per_symbol = _split(s.total, len(s.symbols))
         keep = None if s.record else s.history_trades
         self._tapes = {
@@ -312,6 +314,7 @@ class BinanceSimulator:
             self.counters["subscriptions"] += 1
 
     async def _on_message(self, conn: BinanceConnection, message: str | bytes) -> None:
+        self.counters["requests"] += 1
         text = message.decode(errors="replace") if isinstance(message, bytes) else message
         try:
             request = orjson.loads(text)

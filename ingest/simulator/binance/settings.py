@@ -14,13 +14,15 @@ class BinanceSimulatorSettings:
     number of trades over all symbols (None: endless), split evenly between symbols. With `live`
     trades are published on the clock whether anyone is subscribed or not (what a client missed
     is in the REST history); without it a symbol trades only while somebody listens to its
-    trade or aggTrade stream.
+    trade or aggTrade stream. weights (None: even) gives each symbol, in the order of `symbols`,
+    its relative share of `rate` (ingest.simulator.skew, `--skew zipf:S`).
     """
 
     host: str = "127.0.0.1"
     port: int = 0  # 0: pick a free port; read it back from BinanceSimulator.port
     symbols: tuple[str, ...] = ("BTCUSDT",)  # Binance style; streams name them in lowercase
     rate: float | None = 1000.0
+    weights: tuple[float, ...] | None = None  # relative trade rate per symbol; None: even
     total: int | None = None
     live: bool = False
     record: bool = True  # keep every batch's time so published_trades() can rebuild all trades
