@@ -31,6 +31,7 @@ from ingest_db import fresh_database
 
 from ingest.collector import ExchangeFactory
 from ingest.collector.continuity import TradeContinuity
+from ingest.collector.link_pool import pool_for_loop
 from ingest.collector.websocket_collector import WebSocketCollector
 from ingest.config import TableNames, WriterSettings
 from ingest.exchanges.okx.history import OkxTradeHistory
@@ -80,15 +81,16 @@ async def reconnect_to_filled(dsn: str, rate: float, outage: float, reps: int) -
         continuity = TradeContinuity(filler, writer, "okx", "BTC-USDT")
         collector = ExchangeFactory.create_collector(config, writer, continuity)
         assert isinstance(collector, WebSocketCollector)
-        connect = collector._connect
+        pool = pool_for_loop()
+        connect = pool.dial
         refuse_until = [0.0]
 
-        async def refusing(url: str) -> Any:
+        async def refusing(url: str, **options: Any) -> Any:
             if time.monotonic() < refuse_until[0]:
                 raise ConnectionRefusedError("benchmark outage")
-            return await connect(url)
+            return await connect(url, **options)
 
-        collector._connect = refusing  # type: ignore[method-assign]
+        pool.dial = refusing
         await collector.start()
         seconds, trades = [], []
         try:

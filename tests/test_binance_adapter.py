@@ -293,7 +293,10 @@ def test_closed_kline_becomes_a_candle_stamped_at_bucket_start(binance: BinanceA
 )
 def test_control_frames(binance: BinanceAdapter, name: str, kind: ControlKind, detail: str) -> None:
     result = binance.parse(frame_text(name), store_raw_data=True)
-    assert result.control == Control(kind, detail)
+    assert result.control is not None
+    assert (result.control.kind, result.control.detail) == (kind, detail)
+    # An answer carries its request's id (a shared connection routes it by the id).
+    assert result.control.request_id == ("1" if "request id 1" in detail else None)
     assert (result.trades, result.market) == ([], [])
 
 
@@ -301,7 +304,7 @@ def test_raw_stream_shutdown_and_query_answers(binance: BinanceAdapter) -> None:
     shutdown = binance.parse('{"e":"serverShutdown","E":1770123456789}', False).control
     assert shutdown == Control(ControlKind.RECONNECT_SOON, "serverShutdown announced at E=1770123456789")
     listing = binance.parse('{"result":["btcusdt@trade"],"id":3}', False).control
-    assert listing == Control(ControlKind.INFO, "request id 3 answered ['btcusdt@trade']")
+    assert listing == Control(ControlKind.INFO, "request id 3 answered ['btcusdt@trade']", request_id="3")
 
 
 DATA_FIXTURES = [

@@ -231,8 +231,11 @@ async def test_subscribe_frames_stay_under_the_simulators_message_limit() -> Non
         ]
         await collector.start()
         try:
+            # Frames go out while the connection is read: trades come before the last is sent.
             await wait_for(
-                lambda: len(sink.trades) > 100, within=15, what="trades after ten subscribe frames"
+                lambda: sim.counters["subscriptions"] == len(streams) and len(sink.trades) > 100,
+                within=15,
+                what="every one of ten subscribe frames answered, and trades",
             )
             await asyncio.sleep(1.0)
             stats = collector.get_status()["statistics"]

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ingest.collector.batch_receiver import BatchClientConnection
 from ingest.collector.handover import MAX_REMEMBERED_TRADES, Overlap
+from ingest.collector.link_pool import pool_for_loop
 from ingest.collector.websocket_collector import WebSocketCollector
 from ingest.model import DataType
 from ingest.rows import MarketRow, TradeRow
@@ -62,7 +63,7 @@ def canonical(data: object) -> bytes:
 async def test_notice_64008_under_load_loses_nothing_and_stores_no_duplicate(
     migrated_db_dsn: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="ingest.collector.websocket_collector")
+    caplog.set_level(logging.INFO, logger="ingest.collector.link")
     dsn = migrated_db_dsn
     total = int(RATE * SECONDS)
     async with simulator(
@@ -174,16 +175,17 @@ async def test_a_replacement_that_cannot_connect_leaves_the_old_connection_read_
         sink = MemorySink()
         collector = collector_for(sim, sink)
         assert isinstance(collector, WebSocketCollector)
-        connect = collector._connect
+        pool = pool_for_loop()
+        connect = pool.dial
         refused: list[str] = []
 
-        async def refuse_once(url: str) -> BatchClientConnection:
+        async def refuse_once(url: str, **options: Any) -> BatchClientConnection:
             if sim.counters["notices"] and not refused:
                 refused.append(url)
                 raise ConnectionRefusedError("refused by the test")
-            return await connect(url)
+            return await connect(url, **options)
 
-        collector._connect = refuse_once  # type: ignore[method-assign]
+        pool.dial = refuse_once
         await collector.start()
         try:
             await wait_for(lambda: len(sink.trades) >= 200, what="the stream under way")

@@ -7,6 +7,7 @@ from pathlib import Path
 from websockets.asyncio.server import ServerConnection, serve
 
 from ingest.collector import ExchangeFactory
+from ingest.collector.link_member import backoff
 from ingest.collector.websocket_collector import WebSocketCollector
 from ingest.model import DataType, ExchangeCollectorConfig
 from tests.collector_support import MemorySink, wait_for
@@ -58,6 +59,6 @@ def test_backoff_is_jittered_exponential_and_capped() -> None:
     collector = ExchangeFactory.create_collector(config, MemorySink())
     assert isinstance(collector, WebSocketCollector)
     for failures, nominal in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (40, 10.0)):
-        delays = [collector._backoff(failures) for _ in range(200)]
+        delays = [backoff(failures, collector.params) for _ in range(200)]
         assert all(nominal / 2 <= d <= nominal for d in delays), (failures, min(delays), max(delays))
         assert max(delays) - min(delays) > nominal / 10  # jittered, not constant

@@ -17,7 +17,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from ingest.collector import websocket_collector
+from ingest.collector.link_pool import pool_for_loop
 from ingest.collector.params import parse_params
 from ingest.collector.websocket_collector import WebSocketCollector
 from ingest.exchanges.base import Keepalive, Subscription
@@ -137,19 +137,27 @@ async def test_a_connection_older_than_max_connection_age_is_replaced_make_befor
 async def test_connection_attempts_keep_to_the_venues_connect_rate_across_collectors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Ten collectors of one venue host start at once; the venue allows 3 attempts a second.
+    # Ten collectors of one venue host start at once, a connection each; the venue allows
+    # 3 attempts a second.
     attempts: list[float] = []
-    dial = websocket_collector.connect
+    pool = pool_for_loop()
+    dial = pool.dial
 
     async def recording(*args: Any, **kwargs: Any) -> Any:
         attempts.append(time.monotonic())
         return await dial(*args, **kwargs)
 
-    monkeypatch.setattr(websocket_collector, "connect", recording)
+    pool.dial = recording
     symbols = tuple(f"SYM{n}-USDT" for n in range(10))
     async with simulator(symbols=symbols, rate=100.0, idle_timeout=3600.0) as sim:
         collectors = [
-            collector_for(sim, MemorySink(), symbol=s, connect_rate={"attempts": 3, "seconds": 1.0})
+            collector_for(
+                sim,
+                MemorySink(),
+                symbol=s,
+                connect_rate={"attempts": 3, "seconds": 1.0},
+                pairs_per_connection=1,  # one connection each: ten attempts to pace
+            )
             for s in symbols
         ]
         try:

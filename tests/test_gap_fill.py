@@ -17,6 +17,7 @@ from typing import Any
 
 from ingest.collector import BaseDataCollector
 from ingest.collector.continuity import TradeContinuity
+from ingest.collector.link_pool import pool_for_loop
 from ingest.collector.websocket_collector import WebSocketCollector
 from ingest.exchanges.okx.history import OkxTradeHistory
 from ingest.history.gapfill import REASON_HORIZON, REASON_RECONNECT, REASON_RESTART, GapFiller
@@ -79,18 +80,20 @@ async def assert_stored_is_published(dsn: str, sim: OkxSimulator) -> list[int]:
 
 
 def refuse_connections_for(collector: BaseDataCollector, seconds: float) -> Callable[[], None]:
-    """Make the collector's connects fail for `seconds` from when the returned function is
-    called (a network outage on our side; the exchange keeps trading)."""
+    """Make the collector's connects (every connect of this event loop's links) fail for
+    `seconds` from when the returned function is called (a network outage on our side;
+    the exchange keeps trading)."""
     assert isinstance(collector, WebSocketCollector)
-    connect = collector._connect
+    pool = pool_for_loop()
+    connect = pool.dial
     until = [0.0]
 
-    async def refusing(url: str) -> Any:
+    async def refusing(url: str, **options: Any) -> Any:
         if time.monotonic() < until[0]:
             raise ConnectionRefusedError("network down (test)")
-        return await connect(url)
+        return await connect(url, **options)
 
-    collector._connect = refusing  # type: ignore[method-assign]
+    pool.dial = refusing
 
     def begin() -> None:
         until[0] = time.monotonic() + seconds

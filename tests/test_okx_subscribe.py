@@ -16,20 +16,29 @@ URLS = {"public": "ws://127.0.0.1:1/ws/v5/public", "business": "ws://127.0.0.1:1
 ALL = [DataType.TRADE, DataType.ORDERBOOK, DataType.TICKER, DataType.CANDLE]
 
 
+def expected(url: str, message: str, streams: int, carries_trades: bool = False) -> Subscription:
+    """The Subscription of one subscribe message; its unsubscribe names the same args."""
+    return Subscription(
+        url,
+        (message,),
+        carries_trades=carries_trades,
+        streams=streams,
+        unsubscribe=(message.replace('"op":"subscribe"', '"op":"unsubscribe"', 1),),
+    )
+
+
 def test_public_and_business_connections_with_default_channels() -> None:
     subs = OkxAdapter().subscriptions("BTC-USDT", ALL, {}, URLS)
     assert subs == [
-        Subscription(
+        expected(
             URLS["public"],
-            (
-                '{"op":"subscribe","args":[{"channel":"trades","instId":"BTC-USDT"},'
-                '{"channel":"books5","instId":"BTC-USDT"},{"channel":"tickers","instId":"BTC-USDT"}]}',
-            ),
+            '{"op":"subscribe","args":[{"channel":"trades","instId":"BTC-USDT"},'
+            '{"channel":"books5","instId":"BTC-USDT"},{"channel":"tickers","instId":"BTC-USDT"}]}',
+            3,
             carries_trades=True,
         ),
-        Subscription(
-            URLS["business"],
-            ('{"op":"subscribe","args":[{"channel":"candle1m","instId":"BTC-USDT"}]}',),
+        expected(
+            URLS["business"], '{"op":"subscribe","args":[{"channel":"candle1m","instId":"BTC-USDT"}]}', 1
         ),
     ]
 
@@ -37,19 +46,18 @@ def test_public_and_business_connections_with_default_channels() -> None:
 def test_trades_all_goes_to_business_beside_the_candles() -> None:
     subs = OkxAdapter().subscriptions("BTC-USDT", ALL, {"trades": "trades-all"}, URLS)
     assert subs == [
-        Subscription(
+        expected(
             URLS["business"],
-            (
-                '{"op":"subscribe","args":[{"channel":"trades-all","instId":"BTC-USDT"},'
-                '{"channel":"candle1m","instId":"BTC-USDT"}]}',
-            ),
+            '{"op":"subscribe","args":[{"channel":"trades-all","instId":"BTC-USDT"},'
+            '{"channel":"candle1m","instId":"BTC-USDT"}]}',
+            2,
             carries_trades=True,
         ),
-        Subscription(
+        expected(
             URLS["public"],
-            (
-                '{"op":"subscribe","args":[{"channel":"books5","instId":"BTC-USDT"},{"channel":"tickers","instId":"BTC-USDT"}]}',
-            ),
+            '{"op":"subscribe","args":[{"channel":"books5","instId":"BTC-USDT"},'
+            '{"channel":"tickers","instId":"BTC-USDT"}]}',
+            2,
         ),
     ]
 
@@ -59,8 +67,8 @@ def test_configured_candle_channel_and_duplicates() -> None:
         "ETH-USDT", [DataType.CANDLE, DataType.CANDLE], {"candle": "candle5m", "trades": "trades"}, URLS
     )
     assert subs == [
-        Subscription(
-            URLS["business"], ('{"op":"subscribe","args":[{"channel":"candle5m","instId":"ETH-USDT"}]}',)
+        expected(
+            URLS["business"], '{"op":"subscribe","args":[{"channel":"candle5m","instId":"ETH-USDT"}]}', 1
         )
     ]
 

@@ -27,6 +27,7 @@ MessageBytes = Annotated[int, Field(ge=1024, le=2**30)]
 DeadLettersPerHour = Annotated[int, Field(ge=0)]
 ConnectionAge = Annotated[float, Field(ge=1)]
 MessageRate = Annotated[float, Field(gt=0)]
+PairsPerConnection = Annotated[int, Field(ge=1, le=1024)]
 
 
 class ConnectRate(StrictModel):
@@ -67,6 +68,9 @@ class ConnectionSettings(StrictModel):
     # Connection attempts to the venue's host, shared by every collector of the process
     # (ingest.collector.connect_rate). None: no limit.
     connect_rate: ConnectRate | None = None
+    # Trading pairs whose streams share one connection to an endpoint (1: one connection
+    # per pair). A venue bounds it further by its streams per connection (Binance 1024).
+    pairs_per_connection: PairsPerConnection = 50
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> ConnectionSettings:
@@ -203,6 +207,7 @@ class CollectorParams(StrictModel):
     max_connection_age: ConnectionAge | None = None
     max_messages_per_second: MessageRate | None = None
     connect_rate: ConnectRate | None = None
+    pairs_per_connection: PairsPerConnection = 50
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> CollectorParams:
@@ -224,6 +229,7 @@ def collector_params_from(connection: ConnectionSettings, data: DataCollectionSe
         "max_connection_age": connection.max_connection_age,
         "max_messages_per_second": connection.max_messages_per_second,
         "connect_rate": connection.connect_rate,
+        "pairs_per_connection": connection.pairs_per_connection,
         "max_silence": data.max_silence,
         "buffer_size": data.buffer_size,
         "dead_letters_per_hour": data.dead_letters_per_hour,

@@ -32,17 +32,35 @@ class Control:
 
     kind: ControlKind
     detail: str
+    # The id of the request this answers, when the venue echoes one (Binance's "id"): a
+    # shared connection gives the answer to the pair whose request it was.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """One connection to open: its URL and the text frames to send right after connecting.
+    """One symbol's streams on one endpoint: its URL and the text frames that subscribe them.
 
-    carries_trades: the connection streams the symbol's trades (gap filling watches it)."""
+    carries_trades: the streams include the symbol's trades (gap filling watches them).
+    streams: how many streams (channels) they are, counted against the venue's streams per
+    connection. unsubscribe: the frames that end them on a connection shared with other
+    pairs. request_ids: the ids the subscribe frames carry, when the venue answers by id."""
 
     url: str
     messages: tuple[str, ...]
     carries_trades: bool = False
+    streams: int = 1
+    unsubscribe: tuple[str, ...] = ()
+    request_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Combined:
+    """Subscribe frames for the subscriptions of many symbols on one connection (fewer
+    frames than each symbol's own), and the request ids they carry, if the venue answers by id."""
+
+    messages: tuple[str, ...]
+    request_ids: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -76,7 +94,7 @@ class Keepalive(Enum):
 
 
 class ExchangeAdapter(Protocol):
-    """Builds subscriptions and parses frames for one exchange; never touches the network.
+    """Builds subscriptions, routes and parses frames for one exchange; never touches the network.
 
     `keepalive` is the venue's way to prove a quiet connection alive (`ping_text` is the
     frame sent for TEXT_PING). The venue's tunable limits (connection lifetime, message
@@ -85,6 +103,24 @@ class ExchangeAdapter(Protocol):
     name: str
     keepalive: Keepalive
     ping_text: str
+    # Streams one connection may carry (None: the venue sets no limit).
+    max_streams_per_connection: int | None
+
+    def combine(self, subscriptions: Sequence[Subscription]) -> Combined:
+        """The subscribe frames that subscribe all of `subscriptions` (one endpoint, at most
+        max_streams_per_connection streams) at once: a shared connection sends them when it
+        opens, instead of one request per symbol."""
+        ...
+
+    def route_key(self, symbol: str) -> bytes:
+        """The key frame_route() gives the frames about `symbol` (a configured symbol)."""
+        ...
+
+    def frame_route(self, frame: bytes) -> bytes | None:
+        """The route key of the symbol a received frame is about, found without parsing it
+        when the frame has the venue's usual shape; None for frames about no symbol (pongs,
+        notices, answers by request id). Shared connections route frames by it."""
+        ...
 
     def subscriptions(
         self,

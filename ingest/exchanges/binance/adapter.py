@@ -25,9 +25,11 @@ import orjson
 
 from ingest.errors import FrameError
 from ingest.exchanges.base import Control, FrameResult, Keepalive, ParsedBatch, Subscription
+from ingest.exchanges.binance import routing
 from ingest.exchanges.binance.control import SERVER_SHUTDOWN, response_control, shutdown_control
 from ingest.exchanges.binance.handlers import Clock, build_handlers
-from ingest.exchanges.binance.streams import EXCHANGE, build_subscriptions
+from ingest.exchanges.binance.streams import EXCHANGE, MAX_STREAMS_PER_CONNECTION, build_subscriptions
+from ingest.exchanges.binance.streams import combine as combine_subscriptions
 from ingest.exchanges.fields_common import MAX_SYMBOL_CHARS
 from ingest.model import DataType
 from ingest.rows import DataRow, MarketRow, TradeRow
@@ -75,6 +77,10 @@ class BinanceAdapter:
     # them; a protocol ping of ours proves a quiet connection alive. No text ping exists.
     keepalive = Keepalive.PROTOCOL_PING
     ping_text = ""
+    max_streams_per_connection: int | None = MAX_STREAMS_PER_CONNECTION
+    combine = staticmethod(combine_subscriptions)
+    route_key = staticmethod(routing.route_key)
+    frame_route = staticmethod(routing.frame_route)
 
     def __init__(self, clock: Clock = wall_clock_ms) -> None:
         self._handlers = build_handlers(clock)

@@ -28,23 +28,33 @@ def _request(msg: dict[str, Any]) -> str:
     return f"request id {msg.get('id')!r:.40}"
 
 
+def _request_id(msg: dict[str, Any]) -> str | None:
+    # Ids are ints or strings on the wire; ours are ints, compared as their text.
+    value = msg.get("id")
+    return None if value is None or type(value) is bool else str(value)[:40]
+
+
 def response_control(msg: dict[str, Any]) -> Control:
     """The Control for an unwrapped frame (no "stream"): a request's answer or a raw-stream
     serverShutdown; FrameError for anything else."""
     if msg.get("e") == SERVER_SHUTDOWN:
         return shutdown_control(msg)
     error = msg.get("error")
+    request_id = _request_id(msg)
     if type(error) is dict:
         return Control(
-            ControlKind.ERROR, f"{error.get('code', '?')}: {error.get('msg', '')} ({_request(msg)})"
+            ControlKind.ERROR,
+            f"{error.get('code', '?')}: {error.get('msg', '')} ({_request(msg)})",
+            request_id,
         )
     if "code" in msg:
-        return Control(ControlKind.ERROR, f"{msg['code']}: {msg.get('msg', '')} ({_request(msg)})")
+        detail = f"{msg['code']}: {msg.get('msg', '')} ({_request(msg)})"
+        return Control(ControlKind.ERROR, detail, request_id)
     if "result" in msg and "id" in msg:
         result = msg["result"]
         if result is None:
-            return Control(ControlKind.SUBSCRIBED, _request(msg))
-        return Control(ControlKind.INFO, f"{_request(msg)} answered {result!r:.80}")
+            return Control(ControlKind.SUBSCRIBED, _request(msg), request_id)
+        return Control(ControlKind.INFO, f"{_request(msg)} answered {result!r:.80}", request_id)
     if "e" in msg:
         raise FrameError(
             f"event {msg['e']!r:.40} outside a combined stream; connect to /stream, whose "

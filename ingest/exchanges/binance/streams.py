@@ -18,12 +18,13 @@ ticker, candle); their values are Binance stream types:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
 
 from ingest.errors import ConfigError
-from ingest.exchanges.base import Subscription
+from ingest.exchanges.base import Combined, Subscription
 from ingest.exchanges.fields_common import MAX_SYMBOL_CHARS
 from ingest.model import DataType
 
@@ -70,6 +71,10 @@ PUBLIC_URL_KEY = "public"
 MAX_STREAMS_PER_CONNECTION = 1024
 
 _SEPARATORS = str.maketrans("", "", "-/_")
+
+# Request ids: a symbol has at most a few streams, so each subscription takes one id for
+# its one SUBSCRIBE frame (and one for its UNSUBSCRIBE).
+_request_ids = itertools.count(1)
 
 
 def wire_symbol(symbol: str) -> str:
@@ -130,9 +135,13 @@ def stream_names(symbol: str, data_types: Sequence[DataType], channels: Mapping[
 
 
 def subscribe_frames(
-    streams: Iterable[str], max_streams: int = MAX_STREAMS_PER_CONNECTION, first_id: int = 1
+    streams: Iterable[str],
+    max_streams: int = MAX_STREAMS_PER_CONNECTION,
+    first_id: int = 1,
+    method: str = "SUBSCRIBE",
 ) -> tuple[str, ...]:
-    """SUBSCRIBE frames for `streams`, at most `max_streams` each, with ids first_id, first_id+1, ...
+    """SUBSCRIBE (or UNSUBSCRIBE) frames for `streams`, at most `max_streams` each, with ids
+    first_id, first_id+1, ...
 
     Binance answers each with {"result": null, "id": <id>}. It also allows a connection 5
     incoming messages a second: whoever sends several frames paces them."""
@@ -141,10 +150,22 @@ def subscribe_frames(
     names = list(streams)
     return tuple(
         orjson.dumps(
-            {"method": "SUBSCRIBE", "params": names[start : start + max_streams], "id": first_id + n}
+            {"method": method, "params": names[start : start + max_streams], "id": first_id + n}
         ).decode()
         for n, start in enumerate(range(0, len(names), max_streams))
     )
+
+
+def combine(subscriptions: Sequence[Subscription]) -> Combined:
+    """One SUBSCRIBE frame (a new id) for the streams of every subscription; a connection
+    carries at most MAX_STREAMS_PER_CONNECTION streams, which one frame may list."""
+    names: list[str] = []
+    for sub in subscriptions:
+        for message in sub.messages:
+            names.extend(orjson.loads(message)["params"])
+    first_id = next(_request_ids)
+    frames = subscribe_frames(names, first_id=first_id)
+    return Combined(frames, tuple(str(first_id + n) for n in range(len(frames))))
 
 
 def stream_url(base: str) -> str:
@@ -169,6 +190,17 @@ def build_subscriptions(
         )
     if not names:
         return []
+    # Ids unique in the process: on a connection shared by many pairs, an answer (or an
+    # error) goes to the pair whose request it answers.
+    first_id = next(_request_ids)
+    subscribe = subscribe_frames(names, first_id=first_id)
     return [
-        Subscription(stream_url(base), subscribe_frames(names), carries_trades=DataType.TRADE in data_types)
+        Subscription(
+            stream_url(base),
+            subscribe,
+            carries_trades=DataType.TRADE in data_types,
+            streams=len(names),
+            unsubscribe=subscribe_frames(names, first_id=next(_request_ids), method="UNSUBSCRIBE"),
+            request_ids=tuple(str(first_id + n) for n in range(len(subscribe))),
+        )
     ]

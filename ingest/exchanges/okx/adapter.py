@@ -8,10 +8,12 @@ import orjson
 
 from ingest.errors import FrameError
 from ingest.exchanges.base import Control, FrameResult, Keepalive, ParsedBatch, Subscription
+from ingest.exchanges.okx import routing
 from ingest.exchanges.okx.channels import EXCHANGE
 from ingest.exchanges.okx.control import PONG, event_control
 from ingest.exchanges.okx.handlers import build_handlers
 from ingest.exchanges.okx.subscribe import build_subscriptions
+from ingest.exchanges.okx.subscribe import combine as combine_subscriptions
 from ingest.model import DataType
 from ingest.rows import DataRow, MarketRow, TradeRow
 
@@ -43,6 +45,11 @@ class OkxAdapter:
     # is answered with a text "pong".
     keepalive = Keepalive.TEXT_PING
     ping_text = "ping"
+    # OKX documents no streams-per-connection limit (only 64 KB per subscribe request).
+    max_streams_per_connection: int | None = None
+    combine = staticmethod(combine_subscriptions)
+    route_key = staticmethod(routing.route_key)
+    frame_route = staticmethod(routing.frame_route)
 
     def __init__(self) -> None:
         self._handlers = build_handlers()

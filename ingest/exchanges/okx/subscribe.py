@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import orjson
 
 from ingest.errors import ConfigError
-from ingest.exchanges.base import Subscription
+from ingest.exchanges.base import Combined, Subscription
 from ingest.exchanges.okx.channels import (
     ALLOWED_CHANNELS,
     BUSINESS_URL_KEY,
@@ -42,8 +42,9 @@ def resolve_channel(data_type: DataType, channels: Mapping[str, str]) -> str:
     return channel
 
 
-def subscribe_messages(args: Sequence[Mapping[str, str]]) -> tuple[str, ...]:
-    """Pack subscribe args into as few messages as fit under MAX_MESSAGE_BYTES each."""
+def subscribe_messages(args: Sequence[Mapping[str, str]], op: str = "subscribe") -> tuple[str, ...]:
+    """Pack subscribe (or unsubscribe) args into as few messages as fit under
+    MAX_MESSAGE_BYTES each."""
     messages: list[str] = []
     batch: list[bytes] = []
     size = _ENVELOPE_BYTES
@@ -51,17 +52,24 @@ def subscribe_messages(args: Sequence[Mapping[str, str]]) -> tuple[str, ...]:
         encoded = orjson.dumps(arg)
         extra = len(encoded) + (1 if batch else 0)
         if batch and size + extra > MAX_MESSAGE_BYTES:
-            messages.append(_envelope(batch))
+            messages.append(_envelope(op, batch))
             batch, size, extra = [], _ENVELOPE_BYTES, len(encoded)
         batch.append(encoded)
         size += extra
     if batch:
-        messages.append(_envelope(batch))
+        messages.append(_envelope(op, batch))
     return tuple(messages)
 
 
-def _envelope(batch: list[bytes]) -> str:
-    return '{"op":"subscribe","args":[' + b",".join(batch).decode() + "]}"
+def combine(subscriptions: Sequence[Subscription]) -> Combined:
+    """The subscribe args of every subscription, packed into as few messages as fit. OKX
+    acknowledges (or refuses) each arg by itself, naming its instId."""
+    args = [arg for sub in subscriptions for message in sub.messages for arg in orjson.loads(message)["args"]]
+    return Combined(subscribe_messages(args))
+
+
+def _envelope(op: str, batch: list[bytes]) -> str:
+    return '{"op":"' + op + '","args":[' + b",".join(batch).decode() + "]}"
 
 
 def build_subscriptions(
@@ -94,6 +102,12 @@ def build_subscriptions(
         if data_type is DataType.TRADE:
             trade_urls.add(url)
     return [
-        Subscription(url, subscribe_messages(args), carries_trades=url in trade_urls)
+        Subscription(
+            url,
+            subscribe_messages(args),
+            carries_trades=url in trade_urls,
+            streams=len(args),
+            unsubscribe=subscribe_messages(args, "unsubscribe"),
+        )
         for url, args in by_url.items()
     ]
