@@ -73,26 +73,38 @@ class LiveSimulator:
         self._proc: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
 
-    def start(self, timeout: float = 120.0) -> None:
+    def command(self) -> list[str]:
+        """The `tcpd simulate` command line (subclasses add options)."""
         cmd = [
             str(TCPD), "simulate", "--exchange", self.exchange, "--port", "0",
             "--symbols", ",".join(self.syms), "--rate", str(self.rate), "--live", "--tickers-rate", "0",
         ]  # fmt: skip
         if self.exchange == "okx":
             cmd += ["--books-rate", "0", "--trades-channel", "trades", "--idle-timeout", "3600"]
-        self._log = (self.workdir / "simulator.err").open("w")
-        self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        return cmd
+
+    def start(self, timeout: float = 120.0) -> None:
+        self._log = (self.workdir / f"{self.exchange}-simulator.err").open("w")
+        self._proc = subprocess.Popen(
+            self.command(), cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True
+        )
         assert self._proc.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self._proc.stdout.readline()
             if not line:
-                raise BenchError(f"simulator exited early: {(self.workdir / 'simulator.err').read_text()}")
+                raise BenchError(f"{self.exchange} simulator exited early: {self._err()[-2000:]}")
             found = _URL[self.exchange].search(line)
             if found:
                 self.url = found.group(1)
                 return
-        raise BenchError("simulator did not print its URL in time")
+        raise BenchError(f"{self.exchange} simulator did not print its URL in time")
+
+    def _err(self) -> str:
+        if self._log is not None and not self._log.closed:
+            self._log.flush()
+        path = self.workdir / f"{self.exchange}-simulator.err"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
         if self._proc is None:

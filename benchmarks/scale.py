@@ -64,7 +64,7 @@ from typing import Any
 
 from ingest_db import connect, fresh_database
 from ingest_latency import percentile
-from ingest_procs import _URL, ROOT, TCPD, BenchError, Collector, cpu_seconds, memory_kb
+from ingest_procs import TCPD, BenchError, Collector, cpu_seconds, memory_kb
 from ingest_scenarios import symbols
 from rss_baseline import TARGETS, probe
 from rss_symbols import LiveSimulator
@@ -87,7 +87,7 @@ class SkewedSimulator(LiveSimulator):
         self.skew, self.books, self.tickers = skew, books, tickers
         self.counters: dict[str, int] = {}
 
-    def start(self, timeout: float = 120.0) -> None:
+    def command(self) -> list[str]:
         cmd = [
             str(TCPD), "simulate", "--exchange", self.exchange, "--port", "0",
             "--symbols", ",".join(self.syms), "--rate", str(self.rate), "--live", "--skew", self.skew,
@@ -95,19 +95,7 @@ class SkewedSimulator(LiveSimulator):
         ]  # fmt: skip
         if self.exchange == "okx":
             cmd += ["--books-rate", str(self.books), "--trades-channel", "trades", "--idle-timeout", "3600"]
-        self._log = (self.workdir / f"{self.exchange}-simulator.err").open("w")
-        self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True)
-        assert self._proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self._proc.stdout.readline()
-            if not line:
-                raise BenchError(f"{self.exchange} simulator exited early: {self._err()[-2000:]}")
-            found = _URL[self.exchange].search(line)
-            if found:
-                self.url = found.group(1)
-                return
-        raise BenchError(f"{self.exchange} simulator did not print its URL in time")
+        return cmd
 
     @property
     def port(self) -> int:
@@ -126,12 +114,6 @@ class SkewedSimulator(LiveSimulator):
                     key, _, value = part.strip().partition("=")
                     if value.isdigit():
                         self.counters[key] = int(value)
-
-    def _err(self) -> str:
-        if self._log is not None and not self._log.closed:
-            self._log.flush()
-        path = self.workdir / f"{self.exchange}-simulator.err"
-        return path.read_text(errors="replace") if path.exists() else ""
 
 
 @dataclass

@@ -8,8 +8,6 @@ it must not bring it. Import checks run in a fresh interpreter, as in tests/test
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,10 @@ from typer.testing import CliRunner
 
 import cli.run
 from cli.main import build_app
-from tests.test_cli_imports import PROBE, ROOT, loaded_modules, run_probe
+from tests import test_cli_imports
+from tests.test_cli_imports import PROBE, loaded_modules, run_probe
+
+run_args = test_cli_imports.run_args  # the same fixture: tcpd run's arguments with config/okx.json
 
 HTTP_CLIENT = ("httpcore", "h11", "anyio", "certifi")
 
@@ -39,23 +40,6 @@ print("MODULES " + json.dumps(sorted(sys.modules)), flush=True)
 
 def http_client_modules(modules: set[str]) -> list[str]:
     return sorted(m for m in modules if m.split(".")[0] in HTTP_CLIENT)
-
-
-@pytest.fixture
-def run_args(tmp_path: Path) -> list[str]:
-    for name in ("okx.json", "database.json"):
-        shutil.copy(ROOT / "config" / name, tmp_path / name)
-    logging = {"console_output": True, "file_output": False}
-    (tmp_path / "logging.json").write_text(json.dumps(logging), encoding="utf-8")
-    return [
-        "run",
-        "--config",
-        "okx.json",
-        "--database-config",
-        "database.json",
-        "--logging-config",
-        "logging.json",
-    ]
 
 
 def test_gap_filler_and_service_modules_do_not_import_the_http_client(tmp_path: Path) -> None:

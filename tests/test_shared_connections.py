@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from ingest.collector.base import BaseDataCollector
@@ -23,8 +22,9 @@ from ingest.exchanges.base import Subscription
 from ingest.exchanges.registry import get_adapter
 from ingest.model import DataType, ExchangeCollectorConfig
 from ingest.rows import TradeRow
-from ingest.simulator.binance import BinanceSimulator, BinanceSimulatorSettings
+from ingest.simulator.binance import BinanceSimulator
 from tests.collector_support import MemorySink, collector_for, simulator, wait_for
+from tests.test_binance_e2e import binance
 
 
 def okx_symbols(n: int) -> tuple[str, ...]:
@@ -150,16 +150,6 @@ async def test_a_64008_switch_of_a_shared_connection_loses_no_trade_of_any_pair(
         missing = sorted(set(range(ids[0], ids[-1] + 1)) - set(ids))
         assert not missing, f"{symbol}: {len(missing)} trades lost, e.g. {missing[:5]}"
         assert set(ids) <= sent
-
-
-@asynccontextmanager
-async def binance(**settings: Any) -> AsyncIterator[BinanceSimulator]:
-    sim = BinanceSimulator(BinanceSimulatorSettings(**settings))
-    await sim.start()
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 def binance_collector(sim: BinanceSimulator, sink: Any, symbol: str, **custom: Any) -> BaseDataCollector:

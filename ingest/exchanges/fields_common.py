@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 MAX_INT_DIGITS = 20  # 10^20: beyond any price or size in any unit
 MAX_FRACTION_DIGITS = 20  # beyond the 18 decimals of the finest token units
 MAX_NUMBER_CHARS = MAX_INT_DIGITS + 1 + MAX_FRACTION_DIGITS
@@ -57,3 +59,12 @@ def is_positive(value: str) -> bool:
         and PLAIN_DECIMAL.fullmatch(value) is not None
         and value.strip("0.") != ""
     )
+
+
+def json_object(frame: bytes) -> dict[str, Any] | None:
+    """The frame as a JSON object, or None when it is not one (routing's slow path)."""
+    try:
+        msg = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return None
+    return msg if type(msg) is dict else None

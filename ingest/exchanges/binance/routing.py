@@ -7,10 +7,8 @@ the route key is the lowercase symbol before "@" (streams.wire_symbol). Answers 
 
 from __future__ import annotations
 
-import orjson
-
 from ingest.exchanges.binance.streams import wire_symbol
-from ingest.exchanges.fields_common import MAX_SYMBOL_CHARS
+from ingest.exchanges.fields_common import MAX_SYMBOL_CHARS, json_object
 
 _PREFIX = b'{"stream":"'
 _START = len(_PREFIX)
@@ -31,11 +29,8 @@ def frame_route(frame: bytes) -> bytes | None:
 
 def _parsed_route(frame: bytes) -> bytes | None:
     # Valid JSON in another layout (whitespace, keys reordered).
-    try:
-        msg = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return None
-    stream = msg.get("stream") if type(msg) is dict else None
+    msg = json_object(frame)
+    stream = None if msg is None else msg.get("stream")
     if type(stream) is not str or "@" not in stream:
         return None
     return stream.partition("@")[0].encode() or None

@@ -8,9 +8,7 @@ the instId as bytes, which is the symbol as configured and stored.
 
 from __future__ import annotations
 
-import orjson
-
-from ingest.exchanges.fields_common import MAX_SYMBOL_CHARS
+from ingest.exchanges.fields_common import MAX_SYMBOL_CHARS, json_object
 
 _INST_ID = b'"instId":"'
 _IN_TEXT = b"instId:"
@@ -38,11 +36,8 @@ def frame_route(frame: bytes) -> bytes | None:
 
 def _parsed_route(frame: bytes) -> bytes | None:
     # Valid JSON in another layout (whitespace, keys reordered), or an error event.
-    try:
-        msg = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return None
-    if type(msg) is not dict:
+    msg = json_object(frame)
+    if msg is None:
         return None
     arg = msg.get("arg")
     if type(arg) is dict and type(arg.get("instId")) is str:
