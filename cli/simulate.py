@@ -168,9 +168,9 @@ class _Simulator(Protocol):
     async def stop(self) -> None: ...
 
 
-async def serve(simulator: _Simulator, where: Callable[[], list[str]], hint: str) -> None:
+async def serve(simulator: _Simulator, where: Callable[[], list[str]], hint: Callable[[], str]) -> None:
     """Run `simulator` until SIGINT/SIGTERM: once it listens print `where()` (its URLs, on
-    stdout) and `hint` (stderr); once it stopped, its counters."""
+    stdout) and `hint()` (stderr: what to run next); once it stopped, its counters."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -179,7 +179,7 @@ async def serve(simulator: _Simulator, where: Callable[[], list[str]], hint: str
     try:
         for line in where():
             typer.echo(line)
-        typer.echo(hint, err=True)
+        typer.echo(hint(), err=True)
         await stop.wait()
     finally:
         await simulator.stop()
@@ -189,12 +189,28 @@ async def serve(simulator: _Simulator, where: Callable[[], list[str]], hint: str
     typer.echo(f"stopped: {counters or 'nothing sent'}", err=True)
 
 
+# The simulator's URLs config/okx-simulator.json and config/binance-simulator.json point at
+# (the README's offline trial): at these, the hint is the exact `tcpd run` line.
+SIMULATOR_CONFIGS = {
+    "config/okx-simulator.json": "ws://127.0.0.1:8765/ws/v5/public",
+    "config/binance-simulator.json": "ws://127.0.0.1:8766",
+}
+
+
+def run_hint(url: str, keys: str) -> str:
+    """What to do with a simulator listening at `url` (its main WebSocket URL)."""
+    for path, shipped in SIMULATOR_CONFIGS.items():
+        if url == shipped:
+            return f"collect from it: tcpd run --config {path}   (Ctrl-C stops the simulator)"
+    return f"put {keys} in a copy of the exchange config's `connection` section; Ctrl-C stops"
+
+
 async def serve_okx(settings: SimulatorSettings) -> None:
     okx = OkxSimulator(settings)
     await serve(
         okx,
         lambda: [f"public_ws_url: {okx.url}", f"business_ws_url: {okx.business_url}"],
-        "put these in the exchange config `connection` section; Ctrl-C stops",
+        lambda: run_hint(okx.url, "public_ws_url and business_ws_url"),
     )
 
 
@@ -204,5 +220,5 @@ async def serve_binance(settings: BinanceSimulatorSettings) -> None:
     await serve(
         binance,
         lambda: [f"ws_url: {binance.base_url}", f"rest_url: {binance.rest_url}"],
-        "raw streams at /ws/<stream>, combined at /stream?streams=a/b; Ctrl-C stops",
+        lambda: run_hint(binance.base_url, "ws_url (raw streams at /ws/<stream>, combined at /stream)"),
     )
