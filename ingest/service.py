@@ -160,6 +160,22 @@ class IngestService:
         logger.info(
             "running %d collector(s): %s", len(collectors), ", ".join(self._manager.list_collectors())
         )
+        for collector in collectors:
+            logger.info("%s", self._where(collector))
+
+    def _where(self, collector: BaseDataCollector) -> str:
+        """One line for the start-up log: what a collector reads, from where, into what."""
+        config = collector.config
+        urls = [sub.url for sub in getattr(collector, "subscriptions", [])]
+        tables = self._database.tables
+        into = []
+        if DataType.TRADE in config.data_types:
+            into.append(tables.raw_trades)
+        if config.store_raw_data or any(d is not DataType.TRADE for d in config.data_types):
+            into.append(tables.market_data)
+        kinds = ", ".join(d.value for d in config.data_types)
+        database = self._database.database.url  # str() masks its password (SecretDsn)
+        return f"{collector.name}: {kinds} from {', '.join(urls)} -> {', '.join(into)} in {database}"
 
     async def stop(self) -> bool:
         """Stop reading, flush everything received, close the pool; True if nothing was lost.

@@ -48,6 +48,7 @@ async def test_trades_arrive_value_for_value(tmp_path: Path, migrated_db_dsn: st
         (tmp_path / "okx2.json").write_text(json.dumps({**okx, "trading_pairs": okx["trading_pairs"][1:]}))
         okx["trading_pairs"] = okx["trading_pairs"][:1]
         (tmp_path / "okx.json").write_text(json.dumps(okx))
+        url = sim.url
         async with service(tmp_path, [*args, "--config", str(tmp_path / "okx2.json")]) as svc:
             await wait_rows(dsn, "raw_trades", 4000)
             await wait_rows(dsn, "market_data", 4000)
@@ -62,6 +63,9 @@ async def test_trades_arrive_value_for_value(tmp_path: Path, migrated_db_dsn: st
             assert await svc.terminate() == 0, svc.output()
     log = (tmp_path / "logs" / "tcpd.log").read_text()
     assert "running 2 collector(s): okx-BTC-USDT, okx-ETH-USDT" in log
+    # Then a line per collector: what it reads, from where, into which tables of which database.
+    for symbol in ("BTC-USDT", "ETH-USDT"):
+        assert f"okx-{symbol}: trade from {url} -> raw_trades, market_data in {dsn}" in log
     assert await db_trades(dsn) == sent_tuples(sim)
     raw = await query(dsn, "SELECT data_type, data->>'tradeId', symbol FROM market_data")
     assert sorted(raw) == sorted(("trade", t.trade_id, t.inst_id) for t in sim.sent_trades)
