@@ -391,7 +391,7 @@ class Link:
         message = redact_text(f"connection to {self.url} failed ({failures} in a row): {detail}")
         logger.warning("%s: %s", self.ident, message)
         for receiver in self._each():
-            receiver.connection_failed(message, failures)
+            receiver.connection_failed(message)
         if failures >= self.params.max_reconnect_attempts and not self._auto_restart:
             raise ExchangeError(f"{self.ident}: giving up after {failures} failed connections to {self.url}")
 

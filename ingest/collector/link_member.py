@@ -54,7 +54,7 @@ class Receiver(Protocol):
         """The member's subscribe frames were sent on a new connection."""
         ...
 
-    def connection_failed(self, message: str, failures: int) -> None:
+    def connection_failed(self, message: str) -> None:
         """A connection attempt (or a connection before its first frame) failed."""
         ...
 

@@ -86,10 +86,6 @@ class LinkPool:
             if not links:
                 del self._links[link_key]
 
-    def links(self) -> list[Link]:
-        """Every link open now."""
-        return [link for links in self._links.values() for link in links]
-
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LinkPool] = weakref.WeakKeyDictionary()
 

@@ -149,7 +149,7 @@ class WebSocketCollector(BaseDataCollector):
         self.stats.connected_mono = now
         logger.info("%s: subscribed on %s (%s)", self.name, member.link.ident, member.sub.url)
 
-    def connection_failed(self, message: str, failures: int) -> None:
+    def connection_failed(self, message: str) -> None:
         self.stats.errors += 1
         self.stats.last_error = message
 
