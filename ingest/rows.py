@@ -42,6 +42,9 @@ class MarketRow(NamedTuple):
     data_type: DataType
     ts_ms: int
     data_json: str  # the exchange's data object, as JSON
+    # A raw trade's id (market_data.trade_id, its key: sql/0118), the TradeRow's trade_id;
+    # "" for every other observation (NULL).
+    trade_id: str = ""
 
 
 class DeadLetter(NamedTuple):

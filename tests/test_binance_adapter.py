@@ -113,7 +113,9 @@ def test_recorded_agg_trades_exact_values(binance: BinanceAdapter, store: bool) 
         if store:
             assert raw == data
             assert result.market == [
-                MarketRow("binance", data["s"], DataType.TRADE, data["T"], expected.raw_json)
+                MarketRow(
+                    "binance", data["s"], DataType.TRADE, data["T"], expected.raw_json, expected.trade_id
+                )
             ]
         else:
             assert result.market == []
@@ -198,7 +200,9 @@ def test_trade(binance: BinanceAdapter) -> None:
         "binance", "BNBBTC", "12345", "0.001", "100", "sell", 1672515782136, trade.raw_json, "1", "12345"
     )
     assert json.loads(trade.raw_json) == data
-    assert result.market == [MarketRow("binance", "BNBBTC", DataType.TRADE, 1672515782136, trade.raw_json)]
+    assert result.market == [
+        MarketRow("binance", "BNBBTC", DataType.TRADE, 1672515782136, trade.raw_json, trade.trade_id)
+    ]
 
 
 def test_trade_without_raw_data(binance: BinanceAdapter) -> None:

@@ -50,6 +50,9 @@ def mixed_rows(n: int) -> list[Row]:
             rows.append(
                 MarketRow("okx", "BTC-USDT", DataType.TICKER, T0_MS + i, f'{{"i": {i}, "s": "a\\tb"}}')
             )
+        if i % 10 == 5:  # a raw trade copy, with its trade id (market_data.trade_id)
+            t = trade(i)
+            rows.append(MarketRow(t.exchange, t.symbol, DataType.TRADE, t.ts_ms, t.raw_json, t.trade_id))
         if i % 50 == 0:
             rows.append(DeadLetter("okx", T0_MS + i, "bad frame", "not json\n\\N \t"))
     rows.append(trade(n, symbol="ÉTH-USDT"))  # non-ASCII survives
@@ -82,7 +85,7 @@ async def test_a_segment_is_plain_json_lines_with_a_header(tmp_path: Path) -> No
     await spool.close()
     lines = segment_files(tmp_path)[0].read_bytes().splitlines()
     head = orjson.loads(lines[0])
-    assert head["tcpd_spool"] == spool_format.FORMAT_VERSION == 2
+    assert head["tcpd_spool"] == spool_format.FORMAT_VERSION == 3
     created = datetime.fromtimestamp(head["created_ms"] / 1000, UTC)
     assert abs((datetime.now(UTC) - created).total_seconds()) < 60
     t = trade(1)
@@ -97,6 +100,23 @@ async def test_a_version_1_segment_is_replayed_with_the_new_trade_columns_defaul
     )
     spool = make_spool(tmp_path)
     assert await drain(spool) == [old._replace(fill_count="1", trade_seq="0")]
+    await spool.close()
+
+
+async def test_a_version_2_segment_is_replayed_with_market_rows_without_trade_id(tmp_path: Path) -> None:
+    # written by the build before market_data had trade_id (sql/0118)
+    t = trade(5)
+    copy = MarketRow(t.exchange, t.symbol, DataType.TRADE, t.ts_ms, t.raw_json, t.trade_id)
+    (tmp_path / "0000000000000001.jsonl").write_bytes(
+        orjson.dumps({"tcpd_spool": 2, "created_ms": T0_MS})
+        + b"\n"
+        + orjson.dumps(["t", *t])
+        + b"\n"
+        + orjson.dumps(["m", *copy[:5]])
+        + b"\n"
+    )
+    spool = make_spool(tmp_path)
+    assert await drain(spool) == [t, copy._replace(trade_id="")]
     await spool.close()
 
 

@@ -107,9 +107,23 @@ def test_a_raw_object_spelled_like_null_is_escaped() -> None:
 
 def test_market_and_dead_letters_escape_text() -> None:
     market = [MarketRow("o\tk", "S", DataType.TICKER, 7, '{"a":"\\\\"}')]
-    assert market_copy(market) == b'o\\tk\tS\tticker\t1970-01-01 00:00:00.007+00\t{"a":"\\\\\\\\"}\n'
+    assert market_copy(market) == b'o\\tk\tS\tticker\t1970-01-01 00:00:00.007+00\t{"a":"\\\\\\\\"}\t\\N\n'
     dead = [DeadLetter("okx", 9, "bad\nframe", "x\\y\rz")]
     assert dead_letters_copy(dead) == b"okx\t1970-01-01 00:00:00.009+00\tbad\\nframe\tx\\\\y\\rz\n"
+
+
+def test_a_raw_trade_copy_carries_its_trade_id_and_other_rows_null() -> None:
+    rows = [
+        MarketRow("okx", "S", DataType.TRADE, 5, '{"tradeId":"42"}', "42"),
+        MarketRow("okx", "S", DataType.TICKER, 5, '{"last":"1"}'),
+    ]
+    assert market_copy(rows).splitlines() == [
+        b'okx\tS\ttrade\t1970-01-01 00:00:00.005+00\t{"tradeId":"42"}\t42',
+        b'okx\tS\tticker\t1970-01-01 00:00:00.005+00\t{"last":"1"}\t\\N',
+    ]
+    # A trade id spelled like the NULL marker stays a trade id.
+    odd = [MarketRow("okx", "S", DataType.TRADE, 5, "{}", "\\N"), rows[1]]
+    assert market_copy(odd).splitlines()[0].endswith(b"\t\\\\N")
 
 
 def test_backslashes_alone_are_escaped() -> None:

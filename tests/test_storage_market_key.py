@@ -1,4 +1,5 @@
-"""market_data is exactly once (sql/0102): resends, restarts and upgrades keep one row per observation."""
+"""market_data is exactly once (sql/0102, sql/0118): resends, restarts, a trade from two sources
+and upgrades keep one row per observation."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from storage_support import T0_MS, make_writer, trade, wait_until
 from ingest import paths
 from ingest.db.migrations import migrate
 from ingest.model import DataType
-from ingest.rows import MarketRow
+from ingest.rows import MarketRow, TradeRow
 
 BOOK_A = '{"asks":[["60001.5","0.2","0","1"]],"bids":[["60000.5","1.1","0","3"]],"ts":"1700000000123"}'
 BOOK_B = '{"asks":[["60001.5","0.3","0","1"]],"bids":[["60000.5","1.1","0","3"]],"ts":"1700000000123"}'
@@ -28,6 +29,19 @@ def market(data_type: DataType, data: str, ts_ms: int = T0_MS, symbol: str = "BT
     return MarketRow("okx", symbol, data_type, ts_ms, data)
 
 
+def raw_copy(t: TradeRow, data: str | None = None) -> MarketRow:
+    """The raw copy of trade `t` as a parser makes it; `data`: another shape of the same trade."""
+    return MarketRow(
+        t.exchange, t.symbol, DataType.TRADE, t.ts_ms, t.raw_json if data is None else data, t.trade_id
+    )
+
+
+def rest_shape(t: TradeRow) -> str:
+    """The same trade as a REST trade history answers it (OKX: no count, no seqId, a source)."""
+    shape = {"instId": t.symbol, "side": t.side, "sz": t.size, "px": t.price, "source": "0"}
+    return orjson.dumps({**shape, "tradeId": t.trade_id, "ts": str(t.ts_ms)}).decode()
+
+
 def observations() -> list[MarketRow]:
     """One of each kind, all distinct: two books and two candles share exchange, symbol and time."""
     raw_trade = trade(7)
@@ -37,10 +51,18 @@ def observations() -> list[MarketRow]:
         market(DataType.ORDERBOOK, BOOK_A, ts_ms=T0_MS + 100),  # same content, later: another
         market(DataType.ORDERBOOK, BOOK_A, symbol="ETH-USDT"),
         market(DataType.TICKER, TICKER),
-        market(DataType.TRADE, raw_trade.raw_json, ts_ms=raw_trade.ts_ms),
+        raw_copy(raw_trade),
         market(DataType.CANDLE, CANDLE_1M, ts_ms=1_700_000_000_000),
         market(DataType.CANDLE, CANDLE_5M, ts_ms=1_700_000_000_000),
     ]
+
+
+def read_trade_copies(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn, prepare_threshold=None) as conn:
+        return conn.execute(
+            "SELECT symbol, trade_id, data FROM market_data WHERE data_type = 'trade' "
+            "ORDER BY symbol, trade_id"
+        ).fetchall()
 
 
 def read_market(dsn: str) -> list[tuple[Any, ...]]:
@@ -109,6 +131,34 @@ async def test_a_duplicate_market_row_does_not_cost_the_trades_of_its_batch(migr
     assert read_market(migrated_db_dsn) == expected([book])
 
 
+async def test_a_trade_received_live_and_filled_from_rest_is_one_market_row(any_migrated_dsn: str) -> None:
+    """The WebSocket object and the REST history object of one trade differ in content; the
+    trade is still one row of market_data (its trade id is the key, sql/0118), as in raw_trades.
+    The first stored copy stays. Two trades of the same millisecond stay two rows."""
+    dsn = any_migrated_dsn
+    first, second = trade(1), trade(2, ts_ms=T0_MS + 1)  # trade(1) is at T0_MS + 1 too
+    live = make_writer(dsn)
+    await live.start()
+    await live.put([first, raw_copy(first), second, raw_copy(second)])
+    await live.stop(30)
+    # A second service fills a hole from REST history that the first had already stored, and
+    # a third trade in it that nobody had.
+    third = trade(3)
+    filler = make_writer(dsn)
+    await filler.start()
+    rest = [first, raw_copy(first, rest_shape(first)), second, raw_copy(second, rest_shape(second))]
+    await filler.put([*rest, third, raw_copy(third, rest_shape(third))])
+    await filler.stop(30)
+
+    assert read_trade_copies(dsn) == [
+        ("BTC-USDT", "1", orjson.loads(first.raw_json)),
+        ("BTC-USDT", "2", orjson.loads(second.raw_json)),
+        ("BTC-USDT", "3", orjson.loads(rest_shape(third))),
+    ]
+    assert filler.stats()["rows_written"] == {"raw_trades": 1, "market_data": 1, "dead_letters": 0}
+    assert filler.stats()["duplicates_skipped"] == 4
+
+
 def _insert_market(conn: psycopg.Connection[Any], rows: list[tuple[int, str, str, int, str]]) -> None:
     for row_id, symbol, data_type, ts_ms, data in rows:
         conn.execute(
@@ -160,22 +210,28 @@ def test_upgrade_removes_stored_duplicates_keeping_the_first(db_dsn: str, tmp_pa
 async def test_a_resent_row_of_a_compressed_chunk_is_skipped(migrated_tsl_dsn: str) -> None:
     """TSL: compression (sql/0101) keeps the key working for chunks already compressed."""
     old = T0_MS - 30 * 86_400_000
+    old_trade = trade(4, ts_ms=old)
     rows = [market(DataType.ORDERBOOK, BOOK_A, ts_ms=old), market(DataType.TICKER, TICKER, ts_ms=old)]
     writer = make_writer(migrated_tsl_dsn)
     await writer.start()
-    await writer.put(rows)
+    await writer.put([*rows, old_trade, raw_copy(old_trade)])
     await writer.stop(30)
     with psycopg.connect(migrated_tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
         compressed = conn.execute(
-            "SELECT count(compress_chunk(c)) FROM show_chunks('market_data') AS c"
+            "SELECT count(compress_chunk(c)) FROM (SELECT show_chunks('market_data') UNION ALL "
+            "SELECT show_chunks('raw_trades')) AS chunks (c)"
         ).fetchone()
-        assert compressed == (1,)
+        assert compressed == (2,)  # market_data's chunk and raw_trades'
     again = make_writer(migrated_tsl_dsn)
     await again.start()
-    await again.put([*rows, market(DataType.TICKER, TICKER_REORDERED, ts_ms=old + 1)])
+    # The snapshots again, and the trade as REST history gives it (another shape, same trade).
+    refill = [old_trade, raw_copy(old_trade, rest_shape(old_trade))]
+    await again.put([*rows, *refill, market(DataType.TICKER, TICKER_REORDERED, ts_ms=old + 1)])
     await again.stop(30)
-    assert again.stats()["duplicates_skipped"] == 2
-    assert read_market(migrated_tsl_dsn) == expected([*rows, market(DataType.TICKER, TICKER, ts_ms=old + 1)])
+    assert again.stats()["duplicates_skipped"] == 4
+    assert read_market(migrated_tsl_dsn) == expected(
+        [*rows, raw_copy(old_trade), market(DataType.TICKER, TICKER, ts_ms=old + 1)]
+    )
 
 
 def test_upgrade_with_duplicates_in_a_compressed_chunk(tsl_dsn: str, tmp_path: Path) -> None:
@@ -201,3 +257,44 @@ def test_upgrade_with_duplicates_in_a_compressed_chunk(tsl_dsn: str, tmp_path: P
     with psycopg.connect(tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM market_data ORDER BY id").fetchall()]
         assert ids == [1, 3]
+
+
+def _before(version: str) -> Any:
+    """A copytree ignore: the migrations a database from before `version` has not seen."""
+
+    def ignore(_folder: str, names: list[str]) -> set[str]:
+        return {name for name in names if name[:4].isdigit() and name[:4] >= version}
+
+    return ignore
+
+
+def test_upgrade_to_trade_ids_keeps_stored_rows_also_compressed(tsl_dsn: str, tmp_path: Path) -> None:
+    """TSL: sql/0118 adds trade_id and rebuilds the key over compressed chunks; rows stored
+    before keep trade_id NULL and their content key, new raw trades are keyed by trade id."""
+    before = tmp_path / "sql"
+    shutil.copytree(paths.sql_dir(), before, ignore=_before("0118"))
+    migrate(tsl_dsn, sql_dir=before)
+    old = T0_MS - 30 * 86_400_000
+    t = trade(9, ts_ms=old)
+    with psycopg.connect(tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
+        _insert_market(
+            conn, [(1, "BTC-USDT", "orderbook", old, BOOK_A), (2, "BTC-USDT", "trade", old, t.raw_json)]
+        )
+        conn.execute("SELECT compress_chunk(c) FROM show_chunks('market_data') AS c")
+
+    assert [name for name in migrate(tsl_dsn) if name.startswith("0118")] == [
+        "0118_market_data_trade_key.sql"
+    ]
+
+    with psycopg.connect(tsl_dsn, prepare_threshold=None, autocommit=True) as conn:
+        stored = conn.execute("SELECT id, trade_id FROM market_data ORDER BY id").fetchall()
+        assert stored == [(1, None), (2, None)]
+        with pytest.raises(psycopg.errors.UniqueViolation):  # the content key still holds
+            _insert_market(conn, [(3, "BTC-USDT", "orderbook", old, BOOK_A)])
+        insert = (
+            'INSERT INTO market_data (exchange, symbol, data_type, "timestamp", data, trade_id) '
+            "VALUES ('okx', 'BTC-USDT', 'trade', to_timestamp(%s / 1000.0), %s::jsonb, '10')"
+        )
+        conn.execute(insert, (old + 1, '{"tradeId": "10", "count": "1"}'))
+        with pytest.raises(psycopg.errors.UniqueViolation):  # same trade, other shape
+            conn.execute(insert, (old + 1, '{"tradeId": "10"}'))

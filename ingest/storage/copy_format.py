@@ -36,7 +36,8 @@ TRADE_COLUMNS = (
     "trade_seq",
     "raw_data",
 )
-MARKET_COLUMNS = ("exchange", "symbol", "data_type", "timestamp", "data")
+# trade_id stays last, for the same reason (NULL for every observation but a raw trade).
+MARKET_COLUMNS = ("exchange", "symbol", "data_type", "timestamp", "data", "trade_id")
 DEAD_LETTER_COLUMNS = ("exchange", "received_at", "reason", "raw_text")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,22 +120,28 @@ def trades_copy(rows: Sequence[TradeRow]) -> bytes:
 
 
 def market_copy(rows: Sequence[MarketRow]) -> bytes:
-    """COPY text data for market_data, columns MARKET_COLUMNS."""
+    """COPY text data for market_data, columns MARKET_COLUMNS.
+
+    An empty trade_id (every observation but a raw trade) is NULL.
+    """
     sec, ms = _cache_seconds([r.ts_ms for r in rows]), _MILLIS
     data = "".join(
         [
             f"{r.exchange}\t{r.symbol}\t{r.data_type.value}\t{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t"
-            f"{r.data_json}\n"
+            f"{r.data_json}\t{r.trade_id or NULL}\n"
             for r in rows
         ]
     ).encode()
-    if b"\\" not in data and _clean(data, len(rows), len(MARKET_COLUMNS)):
+    # A trade id that is literally \N would read back as NULL: escape that batch too.
+    if _clean(data, len(rows), len(MARKET_COLUMNS)) and (
+        b"\\" not in data or not any(r.trade_id == NULL for r in rows)
+    ):
         return data
     return "".join(
         [
             f"{escape(r.exchange)}\t{escape(r.symbol)}\t{escape(r.data_type.value)}\t"
             f"{sec[r.ts_ms // 1000]}{ms[r.ts_ms % 1000]}\t"
-            f"{escape(r.data_json)}\n"
+            f"{escape(r.data_json)}\t{escape(r.trade_id) if r.trade_id else NULL}\n"
             for r in rows
         ]
     ).encode()

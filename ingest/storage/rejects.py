@@ -29,10 +29,13 @@ def _fields(row: object) -> tuple[str, dict[str, Any]]:
             "raw": row.raw_json,
         }  # fmt: skip
     if isinstance(row, MarketRow):
-        return row.exchange, {
+        fields = {
             "table": "market_data", "symbol": row.symbol, "data_type": row.data_type.value,
             "ts_ms": row.ts_ms, "data": row.data_json,
         }  # fmt: skip
+        if row.trade_id:  # a raw trade copy
+            fields["trade_id"] = row.trade_id
+        return row.exchange, fields
     if isinstance(row, DeadLetter):
         return row.exchange, {
             "table": "dead_letters", "received_ms": row.received_ms, "reason": row.reason,

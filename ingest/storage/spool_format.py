@@ -1,15 +1,16 @@
 """The on-disk format of spool segments: JSON Lines, one row per line.
 
-    {"tcpd_spool":2,"created_ms":1764759000000}          header, the first line of a segment
+    {"tcpd_spool":3,"created_ms":1764759000000}          header, the first line of a segment
     ["t",exchange,symbol,trade_id,price,size,side,ts_ms,raw_json,fill_count,trade_seq]  a TradeRow
-    ["m",exchange,symbol,data_type,ts_ms,data_json]                   a MarketRow
+    ["m",exchange,symbol,data_type,ts_ms,data_json,trade_id]          a MarketRow
     ["d",exchange,received_ms,reason,raw_text]                        a DeadLetter
 
 Why JSON Lines: every field of a row is already text or an integer, so a line is the row
 exactly (prices stay decimal strings), orjson writes and reads it at about a microsecond
-a row, and an operator can read a segment with `head`, `jq` or `grep`. Version 1 segments
-(trades without fill_count and trade_seq, written before sql/0104) are still read: their
-trades get the columns' defaults, "1" and "0". A line is complete
+a row, and an operator can read a segment with `head`, `jq` or `grep`. Older segments are
+still read: version 1 (trades without fill_count and trade_seq, written before sql/0104)
+gives its trades the columns' defaults, "1" and "0"; versions 1 and 2 (market rows without
+trade_id, written before sql/0118) give their market rows trade_id "" (NULL). A line is complete
 only with its newline: a segment cut short by a crash ends in a line without one (or in
 zeros after a power loss), which `decode` reports as a torn record instead of guessing.
 """
@@ -25,12 +26,14 @@ import orjson
 from ingest.model import DataType
 from ingest.rows import DeadLetter, MarketRow, Row, TradeRow
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+_READ_VERSIONS = (1, 2, FORMAT_VERSION)
 # Bytes of an unreadable record kept in its dead letter (the rest is in the log's count).
 KEPT_BYTES = 4096
 _EXCHANGE = re.compile(rb'^\["[tmd]","((?:[^"\\]|\\.)*)"')
 _DATA_TYPES = {d.value: d for d in DataType}
-_TRADE_FIELDS = (len(TradeRow._fields), len(TradeRow._fields) - 2)  # version 2, version 1
+_TRADE_FIELDS = (len(TradeRow._fields), len(TradeRow._fields) - 2)  # versions 2 and 3, version 1
+_MARKET_FIELDS = (len(MarketRow._fields), len(MarketRow._fields) - 1)  # version 3, versions 1 and 2
 
 
 def header(created_ms: int) -> bytes:
@@ -72,8 +75,8 @@ def _row(item: object) -> Row:
     kind, rest = item[0], item[1:]
     if kind == "t" and len(rest) in _TRADE_FIELDS:
         row: Row = TradeRow(*rest)
-    elif kind == "m" and len(rest) == 5:
-        row = MarketRow(rest[0], rest[1], _DATA_TYPES[rest[2]], rest[3], rest[4])
+    elif kind == "m" and len(rest) in _MARKET_FIELDS:
+        row = MarketRow(rest[0], rest[1], _DATA_TYPES[rest[2]], *rest[3:])
     elif kind == "d" and len(rest) == 4:
         row = DeadLetter(*rest)
     else:
@@ -93,7 +96,7 @@ def decode(data: bytes) -> Decoded:
             try:
                 head = orjson.loads(line)
                 created = int(head["created_ms"])
-                if head.get("tcpd_spool") not in (1, FORMAT_VERSION):
+                if head.get("tcpd_spool") not in _READ_VERSIONS:
                     raise ValueError(f"unknown spool format {head.get('tcpd_spool')!r}")
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 out.unreadable.append((offset, line[:KEPT_BYTES], f"bad segment header ({exc})"))

@@ -4,10 +4,11 @@ Each statement is rendered to bytes once: psycopg would otherwise compose (and e
 identifiers of) a Composed again on every execute, several times per batch.
 
 Fast path: every batch is COPied straight into its tables (see ingest.storage.batch).
-raw_trades and market_data have unique keys (sql/0001, sql/0102); when a batch holds a row
-already stored (reconnect overlap, resubscribe snapshot, replay, a second collector) or the
-same row twice, that COPY fails with a unique violation, the transaction is rolled back and
-the batch is written again through temporary staging tables: COPY into the stage, then
+raw_trades and market_data have unique keys (sql/0001; sql/0102 and sql/0118); when a
+batch holds a row already stored (reconnect overlap, resubscribe snapshot, replay, a second
+collector, a trade both received live and filled from REST history) or the same row twice,
+that COPY fails with a unique violation, the transaction is rolled back and the batch is
+written again through temporary staging tables: COPY into the stage, then
 INSERT ... SELECT ... ON CONFLICT DO NOTHING, so a duplicate never sinks the rest of the
 batch. Duplicates are rare, so most batches pay for one COPY per table only.
 
@@ -30,7 +31,7 @@ from ingest.config.database import TableNames
 from ingest.storage.copy_format import DEAD_LETTER_COLUMNS, MARKET_COLUMNS, TRADE_COLUMNS
 
 STAGE_TRADES = "tcpd_stage_trades_v3"
-STAGE_MARKET = "tcpd_stage_market_v1"
+STAGE_MARKET = "tcpd_stage_market_v2"
 
 # One round trip (simple query protocol): the transaction and its id.
 BEGIN_WITH_XID = b"BEGIN; SELECT txid_current()"
@@ -44,7 +45,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TRADES} (
     side text, "timestamp" timestamptz, fill_count integer, trade_seq bigint, raw_data jsonb
 ) ON COMMIT DELETE ROWS;
 CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_MARKET} (
-    exchange text, symbol text, data_type text, "timestamp" timestamptz, "data" jsonb
+    exchange text, symbol text, data_type text, "timestamp" timestamptz, "data" jsonb, trade_id text
 ) ON COMMIT DELETE ROWS;
 SELECT txid_current()""".encode()
 COMMIT = b"COMMIT"
@@ -91,8 +92,9 @@ def build_statements(tables: TableNames) -> Statements:
     insert_market_stage = (
         sql.SQL(
             "INSERT INTO {} ({}) SELECT {} FROM {} "
-            # Key order (sql/0102), for the same reason as above.
-            'ORDER BY exchange, symbol, data_type, "timestamp", jsonb_hash_extended("data", 0) '
+            # Key order (sql/0118), for the same reason as above.
+            'ORDER BY exchange, symbol, data_type, "timestamp", '
+            'coalesce(hashtextextended(trade_id, 0), jsonb_hash_extended("data", 0)) '
             # No conflict target: the key's hash expression would have to be spelt exactly
             # as in the index; DO NOTHING on any unique violation is what is meant anyway.
             "ON CONFLICT DO NOTHING"

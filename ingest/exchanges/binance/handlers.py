@@ -93,7 +93,7 @@ def _emit_trade(
     if store_raw_data:
         raw = orjson.dumps(obj).decode()
         rows.append(_new_row(TradeRow, (EXCHANGE, symbol_, key, price, size, side, ts_ms, raw, fills, seq)))
-        rows.append(_new_row(MarketRow, (EXCHANGE, symbol_, _TRADE, ts_ms, raw)))
+        rows.append(_new_row(MarketRow, (EXCHANGE, symbol_, _TRADE, ts_ms, raw, key)))
     else:
         rows.append(_new_row(TradeRow, (EXCHANGE, symbol_, key, price, size, side, ts_ms, "", fills, seq)))
     return True

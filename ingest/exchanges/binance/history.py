@@ -83,4 +83,4 @@ def _append_fill(symbol: str, item: Any, store_raw_data: bool, rows: list[DataRo
     raw = orjson.dumps(obj).decode() if store_raw_data else ""
     rows.append(TradeRow(EXCHANGE, symbol, fill_id, price, size, side, ts_ms, raw, "1", fill_id))
     if store_raw_data:
-        rows.append(MarketRow(EXCHANGE, symbol, DataType.TRADE, ts_ms, raw))
+        rows.append(MarketRow(EXCHANGE, symbol, DataType.TRADE, ts_ms, raw, fill_id))

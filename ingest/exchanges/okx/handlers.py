@@ -144,7 +144,7 @@ def trades(
         if store_raw_data:
             raw = orjson.dumps(item).decode()
             append(_new_row(TradeRow, (EXCHANGE, symbol, trade_id, px, sz, side, ts_ms, raw, fills, seq)))
-            append(_new_row(MarketRow, (EXCHANGE, symbol, _TRADE, ts_ms, raw)))
+            append(_new_row(MarketRow, (EXCHANGE, symbol, _TRADE, ts_ms, raw, trade_id)))
         else:
             # No raw object anywhere (raw_trades.raw_data is NULL): roughly halves bytes
             # per trade and the server's work per row.
