@@ -257,3 +257,27 @@ async def test_a_quiet_pair_on_a_busy_shared_connection_is_not_resubscribed_agai
     assert subscribes == 2  # one each, at the start
     assert not health["is_healthy"]  # still said: no data, and why nothing is done about it
     assert any("the pair is quiet" in issue for issue in health["issues"]), health["issues"]
+
+
+async def test_frames_of_a_pair_that_left_a_shared_connection_are_not_the_remaining_pairs() -> None:
+    # ETH-USDT leaves the connection it shares with BTC-USDT: its unsubscribe answer, and its
+    # trades still in flight, arrive on a connection that now carries BTC-USDT alone. They are
+    # not BTC-USDT's: neither counted in its statistics nor handed to its sink.
+    symbols = ("BTC-USDT", "ETH-USDT")
+    async with simulator(symbols=symbols, rate=1000.0, total=None, idle_timeout=3600.0) as sim:
+        btc_sink, eth_sink = MemorySink(), MemorySink()
+        btc = collector_for(sim, btc_sink, symbol="BTC-USDT")
+        eth = collector_for(sim, eth_sink, symbol="ETH-USDT")
+        try:
+            await start_all([btc, eth])
+            await wait_for(lambda: len(btc_sink.trades) > 20 and len(eth_sink.trades) > 20, what="both")
+            await eth.stop()
+            before = len(btc_sink.trades)
+            await wait_for(lambda: len(btc_sink.trades) > before + 100, what="BTC-USDT trades after")
+        finally:
+            await stop_all([btc, eth])
+    assert sim.counters["connections"] == 1
+    assert {r.symbol for r in btc_sink.rows} == {"BTC-USDT"}
+    stats = btc.get_status()["statistics"]
+    # Every frame BTC-USDT counted is one of its trades (one per frame), or its subscribe answer.
+    assert stats["messages_received"] == len(btc_sink.trades) + 1

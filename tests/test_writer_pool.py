@@ -42,3 +42,29 @@ async def test_pool_size_connections_are_kept_open_and_recycled_after_pool_recyc
         assert not first & now, "connections older than pool_recycle are still open"
     finally:
         await writer.stop(10)
+
+
+async def test_a_quiet_writer_keeps_no_connection_past_pool_recycle(migrated_db_dsn: str) -> None:
+    """One batch, then nothing to write: neither the worker that wrote it nor the pool's idle
+    connections may keep a connection opened before pool_recycle (2 s) for much longer."""
+    pool = DatabaseSettings.model_validate(
+        {"url": migrated_db_dsn, "pool_size": 3, "max_overflow": 1, "pool_timeout": 5, "pool_recycle": 2}
+    )
+    writer = CopyWriter(migrated_db_dsn, TableNames(), settings(), pool=pool)
+    await writer.start()
+    try:
+        await wait_until(lambda: len(writer_sessions(migrated_db_dsn)) == 3, 20, "3 open connections")
+        await writer.put([trade(1)])
+        await wait_until(lambda: writer.stats()["batches"] == 1, 20, "the one batch")
+        first = set(writer_sessions(migrated_db_dsn))
+        # pool_recycle (2 s, less psycopg_pool's jitter), plus a check every 0.5 s: well
+        # within 20 s even on a loaded machine.
+        await wait_until(
+            lambda: not first & set(writer_sessions(migrated_db_dsn)),
+            20,
+            "every connection opened before pool_recycle replaced",
+        )
+        # Replaced, not just closed: pool_size connections open again.
+        await wait_until(lambda: len(writer_sessions(migrated_db_dsn)) >= 3, 20, "3 connections again")
+    finally:
+        await writer.stop(10)

@@ -5,15 +5,16 @@ detection and dead-letter caps) while their streams share connections: the LinkP
 (link_pool.py) puts each collector's Subscription on a link with room (the connection
 setting pairs_per_connection, and the venue's streams per connection), and the link
 connects, subscribes every member, keeps the connection alive and reconnects it, then
-routes what it reads by symbol to the member collectors.
+routes what it reads by symbol to the member collectors (from the moment a second member
+joins, for the rest of the link's life: frames of a member that left may still arrive).
 
 One link runs one connection at a time (two during a switch): connect (at the venue's
 connect rate, connect_rate.py) -> send every member's subscribe frames, paced to
 max_messages_per_second -> read. Reading is `recv_batch`, then the frames are grouped by
 the adapter's `frame_route` (the symbol a frame is about, found without parsing it) and
-each member gets its frames (`Receiver.deliver`: parse, count, put to the writer). With
-one member no frame is routed: that member gets them all, control frames included. With
-several, a frame that names no member's symbol (pongs, notices, request answers) is parsed
+each member gets its frames (`Receiver.deliver`: parse, count, put to the writer). On a
+link that never had a second member no frame is routed: that member gets them all, control
+frames included. Otherwise a frame that names no member's symbol (pongs, notices, request answers) is parsed
 here: a request's answer goes to the member whose request it answers (by request id, or
 by the symbol it names), a pong or notice concerns the connection.
 
@@ -146,6 +147,10 @@ class Link:
         self.connected_mono: float | None = None
         self.gate_waiting_since: float | None = None
         self.unclaimed_frames = 0  # frames about a symbol no member collects (just left)
+        # Once a second member joined, frames are routed for the rest of the link's life:
+        # a member that left may still have frames in flight (its trades, its unsubscribe
+        # answer), and they are not the remaining member's.
+        self._shared = False
         self.last_routed: float | None = None  # when frames last went to a member by symbol
 
     # -- members ---------------------------------------------------------------------------
@@ -160,6 +165,7 @@ class Link:
         member = Member(receiver, sub, key, self)
         member.idle.set()
         self.members[member] = None
+        self._shared = self._shared or len(self.members) > 1
         self._by_key[key] = member
         for request_id in sub.request_ids:
             self._by_request[request_id] = member
@@ -585,7 +591,7 @@ class Link:
             since = ws.batch_since
             session.putting_since = now  # from here to the end of the puts a wait is backpressure
             moving = False
-            if len(self.members) == 1:
+            if not self._shared and self.members:
                 moving = await self._deliver(session, next(iter(self.members)), frames, now, since)
             else:
                 groups: dict[Member, list[bytes]] = {}

@@ -72,8 +72,10 @@ class _Lease:
     Taking a connection from the pool and giving it back costs more CPU than a small
     batch's COPY, so a worker keeps its connection while batches succeed; after an error,
     or after LEASE_SECONDS (or the pool's max_lifetime, if shorter), it goes back to the pool,
-    which checks it (rolls back an open
-    transaction, replaces a broken or expired connection).
+    which checks it (rolls back an open transaction, replaces a broken or expired
+    connection). A worker waiting for rows when its lease ends gives the connection back
+    then (`waiting`), not only at its next batch: a quiet writer must not keep a connection
+    past pool_recycle.
     """
 
     def __init__(self, pool: Pool) -> None:
@@ -81,6 +83,28 @@ class _Lease:
         self._pool = pool
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._until = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._returning: set[asyncio.Task[None]] = set()
+
+    def waiting(self) -> None:
+        """The worker waits for its next batch: give the connection back when the lease ends."""
+        if self._conn is not None and self._timer is None:
+            delay = max(0.0, self._until - time.monotonic())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._lease_ended)
+
+    def working(self) -> None:
+        """The worker has a batch: the connection is its own again until it waits."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _lease_ended(self) -> None:
+        self._timer = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            task = asyncio.get_running_loop().create_task(self._pool.putconn(conn))
+            self._returning.add(task)
+            task.add_done_callback(self._returning.discard)
 
     async def connection(self) -> psycopg.AsyncConnection[Any]:
         """The kept connection, or a fresh one from the pool (waits during an outage)."""
@@ -93,6 +117,9 @@ class _Lease:
 
     async def give_back(self) -> None:
         """Return the connection (if any) to the pool; the next connection() takes another."""
+        self.working()
+        if self._returning:
+            await asyncio.wait(self._returning)
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -154,6 +181,7 @@ class CopyWriter:
         self._last_flush: datetime | None = None
         self.watermarks = Watermarks()
         self._watermark_task: asyncio.Task[None] | None = None
+        self._recycler: asyncio.Task[None] | None = None
         self._watermark_cost = 0.0  # seconds the last computation of the watermarks took
         self._in_flight: dict[int, Sequence[Row]] = {}  # taken or waiting rows, by id (watermarks)
 
@@ -192,6 +220,7 @@ class CopyWriter:
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
         self._start_watermarks()
+        self._recycler = asyncio.create_task(self._recycle_idle(self._pool), name="tcpd-writer-recycle")
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - the shared contract
         """Stop accepting rows, flush everything queued, close the pool (if ours).
@@ -239,6 +268,10 @@ class CopyWriter:
             )
         await self._stop_watermarks()
         await self._queue.close_spool()
+        recycler, self._recycler = self._recycler, None
+        if recycler is not None:
+            recycler.cancel()
+            await asyncio.wait({recycler})
         if self._pool is not None:
             await self._pool.close()
 
@@ -308,6 +341,17 @@ class CopyWriter:
         self.watermarks.committed(rows)
         self._in_flight.pop(id(rows), None)
 
+    @staticmethod
+    async def _recycle_idle(pool: Pool) -> None:
+        """psycopg_pool replaces a connection past max_lifetime (pool_recycle) when it comes
+        back to the pool; one idle in the pool, never taken, only on a check(). So check:
+        no connection outlives pool_recycle by more than a quarter of it (at most 60 s)."""
+        every = min(max(pool.max_lifetime / 4, 0.5), 60.0)
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(psycopg.Error, OSError):
+                await pool.check()
+
     def _start_watermarks(self) -> None:
         self._watermark_task = asyncio.create_task(self._watermark_loop(), name="tcpd-watermarks")
 
@@ -360,7 +404,9 @@ class CopyWriter:
         try:
             while True:
                 await self._paused.wait()
+                lease.waiting()
                 rows = await self._queue.take(s.batch_max_rows, s.batch_max_delay)
+                lease.working()
                 if not rows:
                     return
                 # Cancelled (stop() ran out of time): the rows stay counted as held, so
