@@ -13,7 +13,10 @@ into a log line.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
 
 from ingest.config.logging_file import LoggingFile
 from ingest.redact import redact_text
@@ -44,6 +47,27 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per record: time (ISO 8601, UTC, milliseconds), level, logger,
+    message, and exception and stack when the record has them. The RedactingFilter has
+    already masked every part (it runs before any formatter)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, str] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return orjson.dumps(line).decode()
+
+
 class LoggingSetup:
     """The handlers installed by `configure_logging`; `close()` removes and closes them."""
 
@@ -70,7 +94,7 @@ def cleanup_old_files(directory: Path, keep: int) -> list[Path]:
 
 def configure_logging(config: LoggingFile) -> LoggingSetup:
     """Install console and/or daily-rotating file handlers on the root logger as `config` says."""
-    formatter = logging.Formatter(config.format)
+    formatter = JsonLinesFormatter() if config.json_lines else logging.Formatter(config.format)
     handlers: list[logging.Handler] = []
     if config.console_output:
         handlers.append(logging.StreamHandler())

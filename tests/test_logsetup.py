@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,28 @@ def test_console_handler_has_redaction(setups: list[LoggingSetup]) -> None:
     setups.append(configure_logging(LoggingFile(console_output=True, file_output=False)))
     (handler,) = setups[-1].handlers
     assert any(isinstance(f, RedactingFilter) for f in handler.filters)
+
+
+def test_json_lines_are_one_redacted_object_per_record(tmp_path: Path, setups: list[LoggingSetup]) -> None:
+    register_secret(API_KEY)
+    config = LoggingFile(console_output=False, file_output=True, json_lines=True, log_directory=str(tmp_path))
+    setups.append(configure_logging(config))
+    log = logging.getLogger("ingest.somewhere")
+    log.info("stored via %s", f"postgresql://a:{PASSWORD}@h/d")
+    try:
+        raise RuntimeError(f"bad key {API_KEY}\nsecond line")
+    except RuntimeError:
+        log.exception("login failed")
+    setups[-1].close()
+    text = (tmp_path / LOG_FILE_NAME).read_text()
+    assert PASSWORD not in text
+    assert API_KEY not in text
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert set(first) == {"time", "level", "logger", "message"}
+    assert first["level"] == "INFO"
+    assert first["logger"] == "ingest.somewhere"
+    assert first["message"] == "stored via postgresql://a:***@h/d"
+    assert datetime.fromisoformat(first["time"]).utcoffset() == timedelta(0)
+    assert second["message"] == "login failed"
+    assert second["exception"].startswith("Traceback (most recent call last)")
+    assert second["exception"].endswith("RuntimeError: bad key ***\nsecond line")

@@ -32,6 +32,9 @@ class LoggingFile(StrictModel):
 
     level: Level = "INFO"
     format: str = DEFAULT_FORMAT
+    # One JSON object per record (ingest.logsetup.JsonLinesFormatter), for log shippers;
+    # `format` is then not used.
+    json_lines: bool = False
     console_output: bool = True
     file_output: bool = False
     cleanup: bool = True
