@@ -20,6 +20,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
+from cli.candle_table import candle_table
 from cli.common import DatabaseConfigOption, DatabaseUrlOption, database_conninfo, reporting_errors
 from ingest.db.connection import connect_sync
 from ingest.db.edition import read_server_info
@@ -166,22 +167,11 @@ def show(
     if not candles:
         out.print(f"No closed {timeframe.value} candles for {exchange} {symbol}.")
         return
-    table = Table(title=f"{exchange} {symbol} {timeframe.value} (ts = interval end, UTC)")
-    for name in ("ts", "open", "high", "low", "close", "volume", "trades", "vwap"):
-        table.add_column(name, justify="left" if name == "ts" else "right")
-    for c in candles:
-        vwap = c["vwap"]
-        table.add_row(
-            c["ts"].astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-            str(c["open"]),
-            str(c["high"]),
-            str(c["low"]),
-            str(c["close"]),
-            str(c["volume"]),
-            str(c["trade_count"]),
-            "" if vwap is None else f"{vwap:.8f}",
-        )
+    title = f"{exchange} {symbol} {timeframe.value} (ts = interval end, UTC)"
+    table, left_out = candle_table(candles, title, out)
     out.print(table)
+    if left_out:
+        out.print(f"Not shown at {out.width} columns: {', '.join(left_out)} (a wider terminal, or --json).")
 
 
 def parse_time(text: str, option: str) -> datetime:

@@ -69,6 +69,12 @@ def test_show_prints_the_latest_closed_candles_as_table_and_json(migrated_tsl_ds
     last = mine[-1][1]
     assert last["ts"].strftime("%Y-%m-%d %H:%M") in table.output
     assert str(last["close"]) in table.output
+    # An 80-column terminal: the time is whole, what does not fit is named.
+    narrow = runner.invoke(app, [*args, "--limit", "2"], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    assert last["ts"].strftime("%Y-%m-%d %H:%M") in narrow.output
+    assert "…" not in narrow.output
+    assert all(len(line) <= 80 for line in narrow.output.splitlines())
     empty = runner.invoke(app, [*args[:5], "NOPE", *args[6:]])
     assert empty.exit_code == 0
     assert "No closed 5m candles" in empty.output
