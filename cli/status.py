@@ -35,13 +35,23 @@ def status(
     database_config: DatabaseConfigFileOption = None,
     database_url: DatabaseUrlOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="A live table (rates, last data, queue) each second; Ctrl-C ends.")
+    ] = False,
 ) -> None:
     """Print every collector's last reported status and health."""
+    if watch and as_json:
+        raise typer.BadParameter("--watch draws a table; leave out --json (or --watch)")
     with reporting_errors():
         conninfo = database_conninfo(database_config, database_url)
         tables = TableNames()
         if database_config is not None or DEFAULT_DATABASE_CONFIG.exists():
             tables = load_database(database_config, database_url).tables
+        if watch:
+            from cli.status_watch import watch as watch_live  # (imports rich.live only here)
+
+            watch_live(conninfo, tables.collector_status, out)
+            return
         rows, open_gaps = read_status(conninfo, tables.collector_status)
     if as_json:
         typer.echo(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode())

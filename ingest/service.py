@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,12 +62,20 @@ CANCEL_GRACE = 2.0
 WRITER_CLOSE_GRACE = 10.0
 
 
-def status_rows(collectors: Sequence[BaseDataCollector]) -> list[CollectorStatusRow]:
-    """The collector_status rows describing `collectors` now."""
+def status_rows(
+    collectors: Sequence[BaseDataCollector], writer: Mapping[str, Any] | None = None
+) -> list[CollectorStatusRow]:
+    """The collector_status rows describing `collectors` now; `writer` (CopyWriter.stats())
+    adds the shared writer queue's fill to each status_json, under "writer"."""
     now = datetime.now(UTC)
+    queue = None
+    if writer is not None:
+        queue = {key: writer[key] for key in ("queue_rows", "queue_capacity", "queue_fill")}
     rows = []
     for c in collectors:
         status = c.get_status()
+        if queue is not None:
+            status["writer"] = queue
         rows.append(
             CollectorStatusRow(
                 collector=c.name,
@@ -324,7 +332,7 @@ class IngestService:
         if writer is None:
             return
         try:
-            rows = status_rows(self._manager.collectors())
+            rows = status_rows(self._manager.collectors(), writer.stats())
             async with asyncio.timeout(STATUS_WRITE_TIMEOUT):
                 await writer.write_status(rows)
         except TimeoutError:
