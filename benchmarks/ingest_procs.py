@@ -202,7 +202,7 @@ class Collector:
             ],
             **self.sections,
         }
-        db = {"database": {"url": self.dsn}, "writer": self.writer}
+        db = {"database": {"url": self.dsn}, "writer": self.writer, "http": {"listen": None}}
         logging_file = {"level": "INFO", "console_output": True, "file_output": False}
         paths = {}
         for name, content in ((self.exchange, venue), ("database", db), ("logging", logging_file)):

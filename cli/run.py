@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from cli.common import DEFAULT_DATABASE_CONFIG, reporting_errors
 from ingest.config import (
@@ -19,6 +20,8 @@ from ingest.config import (
     load_exchange_file,
     load_logging_file,
 )
+from ingest.config.http import HttpSettings
+from ingest.errors import ConfigError
 from ingest.gc_policy import keep_gc_off_the_hot_path
 from ingest.logsetup import configure_logging
 from ingest.service import IngestService
@@ -47,6 +50,13 @@ def run(
             dir_okay=False,
         ),
     ] = None,
+    http_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--http-listen",
+            help='Address of /metrics, /healthz, /readyz ("IP:port", or "off"); overrides http.listen.',
+        ),
+    ] = None,
 ) -> None:
     """Run the collectors of every --config file until SIGINT/SIGTERM, then flush and exit."""
     with reporting_errors():
@@ -54,6 +64,8 @@ def run(
             logging_config = DEFAULT_LOGGING_CONFIG
         log_settings = load_logging_file(logging_config) if logging_config else LoggingFile()
         database = load_database_file(database_config)
+        if http_listen is not None:
+            database = database.model_copy(update={"http": http_settings(http_listen)})
         exchanges = [load_exchange_file(path) for path in config]
         setup = configure_logging(log_settings)
         keep_gc_off_the_hot_path()
@@ -63,6 +75,16 @@ def run(
         finally:
             setup.close()
     raise typer.Exit(code)
+
+
+def http_settings(listen: str) -> HttpSettings:
+    """--http-listen as HttpSettings ("off": no endpoints); checked like http.listen."""
+    try:
+        return HttpSettings(listen=None if listen == "off" else listen)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"--http-listen {listen!r}: expected {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
 def release_freed_heap() -> None:

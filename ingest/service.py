@@ -47,7 +47,10 @@ from ingest.storage.candle_refresh import CandleRefresher
 from ingest.storage.dead_letter_retention import DeadLetterRetention
 
 if TYPE_CHECKING:
+    from prometheus_client import Histogram
+
     from ingest.instruments.refresher import InstrumentRefresher
+    from ingest.metrics.endpoints import Endpoints
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,8 @@ class IngestService:
         self.candle_refresher = CandleRefresher(
             database.database.conninfo(), database.candles.refresh_interval
         )
+        self._endpoints: Endpoints | None = None
+        self._commit_seconds: Histogram | None = None
         self._stop_requested = asyncio.Event()
         self._closing = asyncio.Event()  # set when stop() begins: ends the status loop
         self._force = asyncio.Event()  # a second signal: cut the remaining stop steps short
@@ -125,6 +130,7 @@ class IngestService:
 
     async def start(self) -> None:
         """Start the writer, every collector and the periodic status writes."""
+        await self._start_endpoints()  # first: an address in use stops the start at once
         for exchange in self._exchanges:
             # Registering the credentials masks them in every later log line.
             read_exchange_credentials(get_venue(exchange.exchange).credentials)
@@ -150,6 +156,8 @@ class IngestService:
             self._manager.add_collector(collector)
         await writer.start()
         self._writer = writer
+        if self._commit_seconds is not None:
+            writer.on_commit = self._commit_seconds.observe
         for filler in self._fillers.values():
             await filler.start()
         await self._manager.start()
@@ -170,6 +178,39 @@ class IngestService:
         )
         for collector in collectors:
             logger.info("%s", self._where(collector))
+
+    async def _start_endpoints(self) -> None:
+        http = self._database.http
+        if http.listen is None:
+            return
+        # Imported only when serving: prometheus_client is not needed otherwise.
+        from ingest.metrics.endpoints import Endpoints
+        from ingest.metrics.exporter import service_registry
+
+        registry, self._commit_seconds = service_registry(
+            self._manager.collectors, lambda: None if self._writer is None else self._writer.stats()
+        )
+        endpoints = Endpoints(http.host, http.port, registry, self.readiness)
+        try:
+            await endpoints.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"http.listen {http.listen}: cannot listen there ({exc.strerror or exc}); "
+                "set http.listen in the database config to a free address, or null for no endpoints"
+            ) from None
+        self._endpoints = endpoints
+        logger.info("serving /metrics, /healthz and /readyz on http://%s:%d", http.host, endpoints.port)
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready: the database answers and every collector that should run is healthy."""
+        from ingest.metrics.endpoints import READY_TIMEOUT
+
+        writer = self._writer
+        database = writer is not None and await writer.database_reachable(READY_TIMEOUT)
+        health = {c.name: c.get_health_status() for c in self._manager.collectors()}
+        unhealthy = sorted(n for n, h in health.items() if h["should_be_running"] and not h["is_healthy"])
+        detail = {"database_reachable": database, "unhealthy_collectors": unhealthy, "collectors": health}
+        return database and bool(health) and not unhealthy, detail
 
     def _where(self, collector: BaseDataCollector) -> str:
         """One line for the start-up log: what a collector reads, from where, into what."""
@@ -193,6 +234,9 @@ class IngestService:
         database is up. `force_stop()` during it skips what is left (rows lost are counted).
         """
         self._closing.set()
+        endpoints, self._endpoints = self._endpoints, None
+        if endpoints is not None:
+            await endpoints.close()
         await asyncio.gather(*(refresher.stop() for refresher in self._instruments))
         status_task, self._status_task = self._status_task, None
         if status_task is not None:

@@ -56,6 +56,8 @@ def write_configs(
             "retry_initial_delay": 0.1,
             "retry_max_delay": 0.5,
         },
+        # A free port each: services of one test (active-active) must not share one.
+        "http": {"listen": "127.0.0.1:0"},
         **(database_extra or {}),
     }
     logging_config = {

@@ -96,7 +96,7 @@ async def test_stop_racing_a_status_write_still_finishes(monkeypatch: pytest.Mon
     monkeypatch.setattr(service_module, "CopyWriter", lambda *args, **kwargs: writer)
     async with simulator(total=200) as sim:
         database = DatabaseFile.model_validate(
-            {"database": {"url": UNREACHABLE_DSN}, "writer": {"status_interval": 0.05}}
+            {"database": {"url": UNREACHABLE_DSN}, "writer": {"status_interval": 0.05}, "http": {"listen": None}}
         )
         exchange = btc_trades_config(sim)
         service = IngestService(database, [exchange])

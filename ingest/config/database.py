@@ -8,6 +8,7 @@ import psycopg.conninfo
 from pydantic import Field, field_validator, model_validator
 
 from ingest.config.base import StrictModel
+from ingest.config.http import HttpSettings
 from ingest.config.secrets import SecretDsn
 from ingest.config.spool import SpoolSettings
 from ingest.redact import redact_text
@@ -117,3 +118,4 @@ class DatabaseFile(StrictModel):
     spool: SpoolSettings = SpoolSettings()
     dead_letters: DeadLetterSettings = DeadLetterSettings()
     candles: CandleSettings = CandleSettings()
+    http: HttpSettings = HttpSettings()

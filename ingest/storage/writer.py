@@ -20,13 +20,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingest.config.database import (
     DEFAULT_POOL_TIMEOUT,
@@ -182,6 +182,8 @@ class CopyWriter:
         self.watermarks = Watermarks()
         self._watermark_task: asyncio.Task[None] | None = None
         self._recycler: asyncio.Task[None] | None = None
+        # Called with the seconds each committed batch's successful try took (metrics).
+        self.on_commit: Callable[[float], None] | None = None
         self._watermark_cost = 0.0  # seconds the last computation of the watermarks took
         self._in_flight: dict[int, Sequence[Row]] = {}  # taken or waiting rows, by id (watermarks)
 
@@ -462,6 +464,8 @@ class CopyWriter:
                         batch.xid = None
                     written = await write_batch(conn, self._st, batch)
                 self._count(written)
+                if self.on_commit is not None:
+                    self.on_commit(time.monotonic() - attempt_started)
                 return
             except TimeoutError:
                 # Hung (a half-open connection, a stuck proxy): never reuse that connection.
@@ -578,6 +582,17 @@ class CopyWriter:
                 await upsert_status(conn, self._st.upsert_status, rows)
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot write collector status: {_describe(exc)}") from None
+
+    async def database_reachable(self, timeout: float) -> bool:  # noqa: ASYNC109 - a probe's bound
+        """True if a pool connection answers SELECT 1 within `timeout` seconds (readiness)."""
+        if self._pool is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout), self._pool.connection(timeout=timeout) as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, OSError, TimeoutError, PoolTimeout):
+            return False
+        return True
 
     def stats(self) -> dict[str, Any]:
         """Counters and fill level for health reporting (no secrets: errors are redacted)."""

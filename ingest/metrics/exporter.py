@@ -1,0 +1,116 @@
+"""Prometheus metrics of one service, read from its collectors and writer at scrape time.
+
+Labels are bounded by the configuration: exchange and symbol (one pair per collector), table
+(raw_trades, market_data, dead_letters). Names follow Prometheus conventions: counters end
+in _total, times are seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ingest.collector.base import BaseDataCollector
+
+PAIR = ["exchange", "symbol"]
+# Collector statistics exported as counters: (metric name, help, CollectorStatistics field).
+_PAIR_COUNTERS = (
+    ("tcpd_messages_received", "WebSocket messages received", "messages_received"),
+    ("tcpd_rows_received", "Rows parsed from received messages (trades and market data)", "rows_received"),
+    ("tcpd_errors", "Errors seen by the collector", "errors"),
+    ("tcpd_reconnects", "Reconnect attempts", "reconnect_attempts"),
+    ("tcpd_restarts", "Collector restarts", "restarts"),
+    ("tcpd_dead_letters", "Refused frames or items kept as dead letters", "dead_letters"),
+    ("tcpd_dead_letters_dropped", "Refused frames or items over the per-hour cap (counted, not kept)",
+     "dead_letters_dropped"),
+    ("tcpd_callbacks_dropped", "Data points not handed to slow callbacks", "callback_dropped"),
+)  # fmt: skip
+# Commit times of a batch: sub-millisecond COPY to a slow database's seconds.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ServiceMetrics(Collector):
+    """The registry's collector: one scrape reads every collector's statistics and the writer."""
+
+    def __init__(
+        self,
+        collectors: Callable[[], Sequence[BaseDataCollector]],
+        writer_stats: Callable[[], dict[str, Any] | None],
+    ) -> None:
+        self._collectors = collectors
+        self._writer_stats = writer_stats
+
+    def collect(self) -> Iterator[Metric]:
+        collectors = self._collectors()
+        now = time.monotonic()
+        for name, help_text, field in _PAIR_COUNTERS:
+            family = CounterMetricFamily(name, help_text, labels=PAIR)
+            for c in collectors:
+                family.add_metric([c.exchange, c.symbol], getattr(c.stats, field))
+            yield family
+        healthy = GaugeMetricFamily("tcpd_collector_healthy", "1 when the collector is healthy", labels=PAIR)
+        age = GaugeMetricFamily(
+            "tcpd_last_data_age_seconds", "Seconds since the collector last received data", labels=PAIR
+        )
+        for c in collectors:
+            healthy.add_metric([c.exchange, c.symbol], 1.0 if c.get_health_status()["is_healthy"] else 0.0)
+            last = c.stats.last_data_mono
+            if last is not None:
+                age.add_metric([c.exchange, c.symbol], now - last)
+        yield healthy
+        yield age
+        stats = self._writer_stats()
+        if stats is not None:
+            yield from _writer_metrics(stats)
+
+
+def _writer_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
+    committed = CounterMetricFamily("tcpd_rows_committed", "Rows committed, per table", labels=["table"])
+    for table, rows in stats["rows_written"].items():
+        committed.add_metric([table], rows)
+    yield committed
+    yield CounterMetricFamily(
+        "tcpd_duplicates_skipped", "Rows skipped as already stored", value=stats["duplicates_skipped"]
+    )
+    yield CounterMetricFamily(
+        "tcpd_rows_rejected",
+        "Rows the database refused as given (dead-lettered)",
+        value=stats["rows_rejected"],
+    )
+    yield CounterMetricFamily(
+        "tcpd_batch_retries", "Batch tries that failed and were retried", value=stats["retries"]
+    )
+    yield GaugeMetricFamily(
+        "tcpd_writer_queue_rows", "Rows held by the writer queue", value=stats["queue_rows"]
+    )
+    yield GaugeMetricFamily(
+        "tcpd_writer_queue_capacity_rows",
+        "Rows the writer queue holds at most",
+        value=stats["queue_capacity"],
+    )
+    yield GaugeMetricFamily(
+        "tcpd_database_outage_seconds",
+        "Seconds the current database outage has lasted (0 when the database takes writes)",
+        value=stats["outage_seconds"],
+    )
+
+
+def service_registry(
+    collectors: Callable[[], Sequence[BaseDataCollector]],
+    writer_stats: Callable[[], dict[str, Any] | None],
+) -> tuple[CollectorRegistry, Histogram]:
+    """A registry of the service's metrics, and the batch commit histogram to observe."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceMetrics(collectors, writer_stats))
+    commit = Histogram(
+        "tcpd_batch_commit_seconds",
+        "Seconds a committed batch's successful try took",
+        buckets=COMMIT_BUCKETS,
+        registry=registry,
+    )
+    return registry, commit
