@@ -154,7 +154,11 @@ class TwoVenueCollector(Collector):
             path.write_text(json.dumps(config, indent=2))
             args += ["--config", str(path)]
         files = {
-            "database": {"database": {"url": self.dsn}, "writer": {"status_interval": 1.0}, "http": {"listen": None}},
+            "database": {
+                "database": {"url": self.dsn},
+                "writer": {"status_interval": 1.0},
+                "http": {"listen": None},
+            },
             "logging": {"level": "INFO", "console_output": True, "file_output": False},
         }
         for name, content in files.items():

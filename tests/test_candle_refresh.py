@@ -132,7 +132,11 @@ async def test_the_service_materializes_candles_every_interval(migrated_db_dsn: 
         load_trades(conn, trades)
     async with simulator(total=10) as sim:
         database = DatabaseFile.model_validate(
-            {"database": {"url": migrated_db_dsn}, "candles": {"refresh_interval": 1}, "http": {"listen": None}}
+            {
+                "database": {"url": migrated_db_dsn},
+                "candles": {"refresh_interval": 1},
+                "http": {"listen": None},
+            }
         )
         service = IngestService(database, [btc_trades_config(sim)])
         await service.start()

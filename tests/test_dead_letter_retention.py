@@ -55,7 +55,11 @@ async def test_the_service_prunes_with_the_configured_retention_at_start(migrate
     _insert_letters(migrated_db_dsn)
     async with simulator(total=10) as sim:
         database = DatabaseFile.model_validate(
-            {"database": {"url": migrated_db_dsn}, "dead_letters": {"retention_days": 7}, "http": {"listen": None}}
+            {
+                "database": {"url": migrated_db_dsn},
+                "dead_letters": {"retention_days": 7},
+                "http": {"listen": None},
+            }
         )
         exchange = btc_trades_config(sim)
         service = IngestService(database, [exchange])

@@ -88,7 +88,13 @@ class StatusRaceWriter:
         return False
 
     def stats(self) -> dict[str, Any]:
-        return {"rows_written": {}, "duplicates_skipped": 0, "queue_rows": 0, "queue_capacity": 100}
+        return {
+            "rows_written": {},
+            "duplicates_skipped": 0,
+            "queue_rows": 0,
+            "queue_capacity": 100,
+            "queue_fill": 0.0,
+        }
 
 
 async def test_stop_racing_a_status_write_still_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +102,11 @@ async def test_stop_racing_a_status_write_still_finishes(monkeypatch: pytest.Mon
     monkeypatch.setattr(service_module, "CopyWriter", lambda *args, **kwargs: writer)
     async with simulator(total=200) as sim:
         database = DatabaseFile.model_validate(
-            {"database": {"url": UNREACHABLE_DSN}, "writer": {"status_interval": 0.05}, "http": {"listen": None}}
+            {
+                "database": {"url": UNREACHABLE_DSN},
+                "writer": {"status_interval": 0.05},
+                "http": {"listen": None},
+            }
         )
         exchange = btc_trades_config(sim)
         service = IngestService(database, [exchange])
