@@ -160,7 +160,8 @@ def test_monitoring_mounts_exist_read_only(compose: dict[str, Any]) -> None:
     assert targets[path] == "./monitoring/grafana/dashboards"
     assert targets["/etc/grafana/provisioning"] == "./monitoring/grafana/provisioning"
     script = service(compose, "grafana-role")["entrypoint"][-1]
-    assert "/monitoring/grafana-role.sql" in script and "/monitoring/grafana-role.sql" in targets
+    assert "/monitoring/grafana-role.sql" in script
+    assert "/monitoring/grafana-role.sql" in targets
 
 
 def test_monitoring_variables_are_in_the_example_and_empty(compose: dict[str, Any]) -> None:
@@ -177,4 +178,5 @@ def test_monitoring_variables_are_in_the_example_and_empty(compose: dict[str, An
     assert set(re.findall(r"\$\{(\w+)\}", datasources)) <= set(grafana["environment"])
     script = " ".join(service(compose, "grafana-role")["entrypoint"])
     assert ".env" in env_files(service(compose, "grafana-role"))
-    assert "TCPD_GRAFANA_ADMIN_PASSWORD" in script and "TCPD_DATABASE_URL" in script
+    assert "TCPD_GRAFANA_ADMIN_PASSWORD" in script
+    assert "TCPD_DATABASE_URL" in script
