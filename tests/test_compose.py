@@ -77,9 +77,9 @@ def test_secrets_come_from_the_env_file(compose: dict[str, Any]) -> None:
         assert env_files(service(compose, name)) == [".env"]
     for key in ("POSTGRES_PASSWORD", "TCPD_DATABASE_URL"):
         assert key in example, f".env.example lacks {key}"
-    # no secret written into the compose file itself
+    # no secret written into the compose file itself: only ${VAR} references to .env
     text = COMPOSE.read_text(encoding="utf-8")
-    assert not re.search(r"(PASSWORD|DATABASE_URL)\s*[:=]\s*\S", text)
+    assert not re.search(r"(PASSWORD|DATABASE_URL)\s*[:=]\s*(?!\$\{)\S", text)
     # the example holds placeholders only, and the real .env is never committed
     assert "change-me" in example["POSTGRES_PASSWORD"]
     assert example["POSTGRES_PASSWORD"] in example["TCPD_DATABASE_URL"]
@@ -117,3 +117,66 @@ def test_dockerfile_installs_the_package() -> None:
     assert re.search(r"pip install /src\b", text)
     for folder in ("ingest", "cli", "sql"):
         assert f"COPY {folder} " in text, f"Dockerfile does not copy {folder}/"
+
+
+# -- the monitoring profile ---------------------------------------------------------------------
+
+MONITORING = ("grafana-role", "prometheus", "grafana")
+
+
+def test_monitoring_services_only_in_their_profile(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        assert (svc.get("profiles") == ["monitoring"]) == (name in MONITORING), name
+    assert service(compose, "prometheus")["image"].startswith("prom/prometheus:")
+    assert service(compose, "grafana")["image"].startswith("grafana/grafana:")
+    for name in MONITORING:
+        for port in service(compose, name).get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name}: port exposed beyond loopback: {port}"
+
+
+def test_monitoring_start_order(compose: dict[str, Any]) -> None:
+    role = service(compose, "grafana-role")
+    grafana = service(compose, "grafana")
+    assert role["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert role.get("restart", "no") == "no"
+    assert grafana["depends_on"]["grafana-role"]["condition"] == "service_completed_successfully"
+    assert "prometheus" in grafana["depends_on"]
+
+
+def test_monitoring_mounts_exist_read_only(compose: dict[str, Any]) -> None:
+    targets: dict[str, str] = {}
+    for name in MONITORING:
+        for volume in service(compose, name)["volumes"]:
+            source, target, *mode = str(volume).split(":")
+            if source in compose["volumes"]:
+                continue  # a named volume for the service's own data
+            assert mode == ["ro"], f"{name}: {volume} must be read-only"
+            assert (REPO / source).exists(), f"{name}: {source} is not in the repo"
+            targets[target] = source
+    assert targets["/etc/prometheus/prometheus.yml"] == "./monitoring/prometheus.yml"
+    # the provisioned dashboard provider reads the folder the dashboards are mounted on
+    provider = yaml.safe_load((REPO / "monitoring/grafana/provisioning/dashboards/tcpd.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    assert targets[path] == "./monitoring/grafana/dashboards"
+    assert targets["/etc/grafana/provisioning"] == "./monitoring/grafana/provisioning"
+    script = service(compose, "grafana-role")["entrypoint"][-1]
+    assert "/monitoring/grafana-role.sql" in script
+    assert "/monitoring/grafana-role.sql" in targets
+
+
+def test_monitoring_variables_are_in_the_example_and_empty(compose: dict[str, Any]) -> None:
+    example = example_env()
+    grafana = service(compose, "grafana")
+    referenced = set(re.findall(r"\$\{(\w+)", yaml.safe_dump(grafana["environment"])))
+    assert {"TCPD_GRAFANA_ADMIN_PASSWORD", "TCPD_GRAFANA_DB_PASSWORD", "POSTGRES_DB"} <= referenced
+    for key in referenced:
+        assert key in example, f".env.example lacks {key}"
+    for key in ("TCPD_GRAFANA_ADMIN_PASSWORD", "TCPD_GRAFANA_DB_PASSWORD"):
+        assert example[key] == "", f"{key} must be empty in .env.example: each install picks its own"
+    # what the provisioned data source reads from Grafana's environment, compose passes on
+    datasources = (REPO / "monitoring/grafana/provisioning/datasources/tcpd.yml").read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", datasources)) <= set(grafana["environment"])
+    script = " ".join(service(compose, "grafana-role")["entrypoint"])
+    assert ".env" in env_files(service(compose, "grafana-role"))
+    assert "TCPD_GRAFANA_ADMIN_PASSWORD" in script
+    assert "TCPD_DATABASE_URL" in script

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.collector_support import simulator, wait_for
+from tests.dashboard_support import NOT_EXPORTED_YET, dashboard_queries, interpolate_promql, metric_names
 from tests.service_support import TCPD, Service, query, wait_rows, write_configs
 
 SERVING = re.compile(r"serving /metrics, /healthz and /readyz on http://127\.0\.0\.1:(\d+)")
@@ -213,9 +214,28 @@ async def test_prometheus_scrapes_the_committed_row_rate_and_the_queue(
             assert 0 <= float(queue["value"][1]) <= rate  # a healthy writer keeps up
             (up,) = promql(url, 'up{job="tcpd"}')
             assert up["value"][1] == "1"
+            _, body = await asyncio.to_thread(get, port, "/metrics")
+            await asyncio.to_thread(check_dashboard_expressions, url, {name for name, _ in samples(body)})
             assert await svc.terminate() == 0, svc.output()
         finally:
             svc.kill()
+
+
+def check_dashboard_expressions(url: str, exported: set[str]) -> None:
+    """Every PromQL expression of the Grafana dashboards (monitoring/grafana/dashboards/) is valid
+    for this Prometheus and names metrics the service exports (or that are announced in
+    NOT_EXPORTED_YET); one that reads only exported metrics answers with series."""
+    expressions = [q for q in dashboard_queries() if q.language == "promql"]
+    assert expressions
+    for panel_query in expressions:
+        where = f"{panel_query.dashboard}, {panel_query.where!r}"
+        expression = interpolate_promql(panel_query.text, rate_interval="10s")
+        result = promql(url, expression)  # status "success", or the assertion shows Prometheus' error
+        names = metric_names(expression)
+        unknown = names - exported - NOT_EXPORTED_YET
+        assert not unknown, f"{where}: the service exports no {sorted(unknown)}"
+        if not names & NOT_EXPORTED_YET:
+            assert result, f"{where}: {expression} answered no series"
 
 
 def _post(url: str, path: str) -> tuple[int, bytes]:
