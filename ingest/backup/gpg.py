@@ -20,29 +20,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
-from ingest.errors import BackupError, BackupKeyError, ConfigError
-from ingest.redact import redact_text, register_secret
+from ingest.backup.key import PASSPHRASE_ENV, child_env
+from ingest.errors import BackupError, BackupKeyError
+from ingest.redact import redact_text
 
-PASSPHRASE_ENV = "TCPD_BACKUP_PASSPHRASE"  # noqa: S105 (the variable's name, not its value)
 KEY_PROBLEM = "wrong backup key or not a tcpd backup"
-MIN_PASSPHRASE = 12
-MAX_PASSPHRASE = 4096  # one pipe buffer: writing it can never block
-
-
-def passphrase_from_env(environ: dict[str, str] | None = None) -> str:
-    """The backup key from TCPD_BACKUP_PASSPHRASE; ConfigError naming the fix when unusable."""
-    value = (os.environ if environ is None else environ).get(PASSPHRASE_ENV, "")
-    if not value:
-        raise ConfigError(
-            f"{PASSPHRASE_ENV} is not set: backups are always encrypted; put a long random "
-            f"passphrase in it (e.g. `openssl rand -base64 32`) and keep a copy off this machine"
-        )
-    if len(value) < MIN_PASSPHRASE or len(value) > MAX_PASSPHRASE or "\n" in value:
-        raise ConfigError(
-            f"{PASSPHRASE_ENV} must be {MIN_PASSPHRASE} to {MAX_PASSPHRASE} characters on one line"
-        )
-    register_secret(value)  # masked in any later log line or error
-    return value
 
 
 def gpg_program() -> str:
@@ -115,6 +97,7 @@ def _gpg_home() -> Iterator[Path]:
                 [gpgconf, "--homedir", str(home), "--kill", "gpg-agent"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                env=child_env(),
                 check=False,
             )
         shutil.rmtree(home, ignore_errors=True)
@@ -135,7 +118,7 @@ def encrypting(output: Path, passphrase: str, commands: list[list[str]]) -> Iter
     with _gpg_home() as home, _passphrase_pipe(passphrase) as fd, tempfile.TemporaryFile() as err:
         argv = encrypt_command(gpg, home, fd, output)
         commands.append(argv)
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=err, pass_fds=(fd,))
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=err, pass_fds=(fd,), env=child_env())
         assert proc.stdin is not None
         try:
             yield proc.stdin
@@ -179,7 +162,12 @@ def decrypting(source: Path, passphrase: str, commands: list[list[str]]) -> Iter
         argv = decrypt_command(gpg, home, fd, source)
         commands.append(argv)
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, pass_fds=(fd,)
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            pass_fds=(fd,),
+            env=child_env(),
         )
         try:
             yield Decryption(proc, source, err)

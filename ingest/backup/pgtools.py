@@ -17,6 +17,7 @@ from pathlib import Path
 
 from psycopg.conninfo import make_conninfo
 
+from ingest.backup.key import child_env
 from ingest.db.connection import libpq_params
 from ingest.errors import BackupError
 from ingest.redact import redact_text
@@ -38,7 +39,7 @@ class Target:
 def target(conninfo: str, app_name: str) -> Target:
     """Split `conninfo` into what may be shown in argv and what goes to the environment."""
     params = libpq_params(conninfo, app_name)
-    env = dict(os.environ)
+    env = child_env()
     for key, variable in _SECRET_PARAMS.items():
         value = params.pop(key, None)
         if value and not variable:
@@ -66,7 +67,7 @@ def program(name: str, bindir: Path | None = None) -> str:
 
 def major_version(path: str) -> int:
     """The major version of a PostgreSQL client program (`pg_dump --version`)."""
-    result = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    result = subprocess.run([path, "--version"], capture_output=True, text=True, env=child_env(), check=False)
     match = _VERSION.search(result.stdout)
     if result.returncode != 0 or not match:
         raise BackupError(
