@@ -331,3 +331,20 @@ def test_prune_and_names_without_a_database(tmp_path: Path) -> None:
         "tcpd-tcpd-latest.tar.gpg",
     ]
     assert archive.backup_name("my db/../x", stamps[0]) == "tcpd-my_db_.._x-20250503T030405Z.tar.gpg"
+
+
+def test_restore_into_a_database_that_has_the_extension_already(
+    migrated_db_dsn: str, engine_broker: EngineBroker, tmp_path: Path
+) -> None:
+    """An operator may create the extension first (a managed server): that is still empty."""
+    fill(migrated_db_dsn, tsl=False)
+    path = backup_file(tcpd("db", "backup", "--dir", str(tmp_path), url=migrated_db_dsn))
+    with engine_broker.native().fresh_database() as dst:
+        with open_autocommit(dst) as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+            ).fetchone() == (1,)
+        done = tcpd("db", "restore", str(path), url=dst)
+        assert done.exit_code == 0, done.output
+        with open_autocommit(dst) as new, open_autocommit(migrated_db_dsn) as old:
+            assert contents(new, "raw_trades") == contents(old, "raw_trades")

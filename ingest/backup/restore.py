@@ -15,6 +15,8 @@ import logging
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from ingest.backup import archive, gpg, pgtools
 from ingest.db.connection import connect_sync, describe
 from ingest.db.edition import read_server_info
 from ingest.errors import BackupError
+from ingest.redact import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +69,12 @@ def restore(
         manifest = _decrypt(source, passphrase, work, commands)
         pg_restore = pgtools.program("pg_restore", pg_bindir)
         pgtools.require_at_least(pg_restore, manifest.pg_dump_major, "pg_dump that made the backup")
-        with connect_sync(conninfo, autocommit=True) as conn:
+        with connect_sync(conninfo, autocommit=True) as conn, _sql_errors(conninfo):
             _prepare(conn, manifest, conninfo)
             target = pgtools.target(conninfo, "tcpd-restore")
             argv = pgtools.restore_command(pg_restore, target.dbname_arg, work / archive.DUMP_DIR)
             commands.append(argv)
-            conn.execute("SELECT timescaledb_pre_restore()")
+            _pre_restore(conn)
             try:
                 logger.info("restoring %s into %s", source.name, describe(conninfo))
                 pgtools.run(argv, target.env, "pg_restore")
@@ -85,6 +88,28 @@ def restore(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return RestoreResult(manifest=manifest, commands=commands)
+
+
+@contextmanager
+def _sql_errors(conninfo: str) -> Iterator[None]:
+    """A statement the target refused becomes a BackupError (redacted, no traceback)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        reason = " ".join(redact_text(str(exc)).split())
+        raise BackupError(f"restore into {describe(conninfo)} failed: {reason}") from None
+
+
+def _pre_restore(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.execute("SELECT timescaledb_pre_restore()")
+    except psycopg.errors.InsufficientPrivilege:
+        row = conn.execute("SELECT current_user").fetchone()
+        role = row[0] if row else "<role>"
+        raise BackupError(
+            f"role {role} may not run timescaledb_pre_restore(), which sets timescaledb.restoring "
+            f"on the database: restore as a superuser (the compose POSTGRES_USER is one)"
+        ) from None
 
 
 def _decrypt(source: Path, passphrase: str, work: Path, commands: list[list[str]]) -> archive.Manifest:
