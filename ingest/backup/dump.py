@@ -46,6 +46,7 @@ def backup(
         raise BackupError("--keep must be at least 1")
     if jobs < 1:
         raise BackupError("--jobs must be at least 1")
+    gpg.gpg_program()  # missing gpg: say so before a long pg_dump, not after
     directory.mkdir(parents=True, exist_ok=True)
     with connect_sync(conninfo, autocommit=True) as conn:
         info = read_server_info(conn)

@@ -63,6 +63,7 @@ def restore(
     """Restore the backup file `source` into the (empty) database of `conninfo`."""
     if not source.is_file():
         raise BackupError(f"{source}: no such backup file")
+    gpg.gpg_program()
     commands: list[list[str]] = []
     work = Path(tempfile.mkdtemp(prefix=".tcpd-restore-", dir=work_dir))
     try:
