@@ -1,4 +1,4 @@
-"""tcpd db: apply, verify and inspect the SQL migrations."""
+"""tcpd db: apply, verify and inspect the SQL migrations; backup and restore (cli/db_backup.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import db_backup
 from cli.common import DatabaseConfigOption, DatabaseUrlOption, database_conninfo, reporting_errors
 from ingest.db import migrations
 
-app = typer.Typer(help="Database schema: migrate, verify, status.", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema: migrate, verify, status; encrypted backup and restore.", no_args_is_help=True
+)
 out = Console(highlight=False)
 
 SqlDirOption = Annotated[
@@ -85,3 +88,6 @@ def status_command(
         out.print(f"[red]problem:[/] {problem}")
     if report.problems:
         raise typer.Exit(1)
+
+
+db_backup.register(app)

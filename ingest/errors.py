@@ -5,6 +5,8 @@
     ├── DatabaseError        the database could not be reached or refused a statement
     │   └── MigrationError   the migration ledger and sql/ disagree, or a migration failed
     ├── SpoolError           the local spool directory cannot be used (missing rights, locked)
+    ├── BackupError          `tcpd db backup` / `restore` failed (tool missing, pg_dump, target)
+    │   └── BackupKeyError   the backup cannot be decrypted: wrong key, or not a tcpd backup
     ├── ExchangeError        an exchange refused us (bad subscription, protocol error)
     └── FrameError           one frame could not be parsed; it is dead-lettered, not fatal
 
@@ -31,6 +33,14 @@ class MigrationError(DatabaseError):
 
 class SpoolError(TcpdError):
     """The writer's local spool directory cannot be created, written or locked."""
+
+
+class BackupError(TcpdError):
+    """A backup could not be made or restored (docs/backup.md)."""
+
+
+class BackupKeyError(BackupError):
+    """A backup file could not be decrypted: the key is wrong or the file is not a tcpd backup."""
 
 
 class ExchangeError(TcpdError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,68 @@ def test_commands_are_real_tcpd_commands(compose: dict[str, Any], name: str) -> 
     # the same arguments plus --help: typer exits 0 only if every command and option exists
     result = CliRunner().invoke(app, [*words[1:], "--help"])
     assert result.exit_code == 0, result.output
+
+
+def backup_script(compose: dict[str, Any]) -> str:
+    """The backup service's shell loop as the container's shell sees it ($$ is compose's $)."""
+    words = service(compose, "backup")["command"]
+    assert words[:2] == ["sh", "-c"]
+    return str(words[2]).replace("$$", "$")
+
+
+def test_backup_service_is_opt_in_and_wired(compose: dict[str, Any]) -> None:
+    backup = service(compose, "backup")
+    assert backup["profiles"] == ["backup"], "backups need a passphrase first: opt-in profile"
+    assert backup["image"] == service(compose, "ingester")["image"]
+    assert env_files(backup) == [".env"]
+    assert backup["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert backup["restart"] == "unless-stopped"
+    volume, _, mount = backup["volumes"][1].partition(":")
+    assert volume in compose["volumes"], "backups must live in a named volume"
+    assert f"--dir {mount} " in backup_script(compose)
+    example = example_env()
+    for key in ("TCPD_BACKUP_PASSPHRASE", "TCPD_BACKUP_INTERVAL", "TCPD_BACKUP_KEEP"):
+        assert example.get(key) == "", f".env.example must list {key} empty"
+    # the image creates the mount point owned by its user, so the named volume is writable
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(rf"mkdir -p [^\n]*{mount}", dockerfile)
+    assert re.search(rf"chown tcpd [^\n]*{mount}", dockerfile)
+
+
+def test_backup_loop_runs_a_real_tcpd_command(compose: dict[str, Any]) -> None:
+    from cli.main import app
+
+    line = next(
+        line.strip() for line in backup_script(compose).splitlines() if line.strip().startswith("tcpd ")
+    )
+    words = shlex.split(line.split("||")[0].replace('"$keep"', "7"))
+    assert words[:3] == ["tcpd", "db", "backup"]
+    assert "--keep" in words
+    result = CliRunner().invoke(app, [*words[1:], "--help"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("variable", ["TCPD_BACKUP_INTERVAL", "TCPD_BACKUP_KEEP"])
+def test_backup_loop_stops_on_a_bad_number(compose: dict[str, Any], variable: str) -> None:
+    """Not a busy loop of backups when `sleep` would fail at once."""
+    env = {"PATH": "/usr/bin:/bin", variable: "1d"}
+    done = subprocess.run(
+        ["sh", "-c", backup_script(compose)], env=env, capture_output=True, text=True, timeout=10
+    )
+    assert done.returncode == 2
+    assert "must be whole numbers" in done.stderr
+
+
+def test_image_pg_dump_matches_the_compose_server(compose: dict[str, Any]) -> None:
+    """pg_dump must be at least the server's major version: the image installs the client of
+    the major the compose database image names (…-pg17 -> postgresql-client-17), and gpg."""
+    image = service(compose, "timescaledb")["image"]
+    match = re.search(r"-pg(\d+)$", image)
+    assert match, image
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert f"postgresql-client-{match[1]}" in dockerfile
+    assert re.search(r"apt-get install [^\n]*\bgnupg\b", dockerfile)
+    assert "FROM python:3.11-slim-trixie" in dockerfile, "trixie ships postgresql-client-17"
 
 
 def test_dockerfile_installs_the_package() -> None:

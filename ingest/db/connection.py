@@ -74,6 +74,17 @@ def _connect_kwargs(conninfo: str, extra: dict[str, Any], app_name: str = "tcpd"
     return kwargs
 
 
+def libpq_params(conninfo: str, app_name: str = "tcpd") -> dict[str, str]:
+    """The libpq parameters a connection to `conninfo` uses, with this module's defaults
+    (timeouts, keepalives, TLS, application_name), for the PostgreSQL client programs
+    (pg_dump, pg_restore). It holds the password: keep it out of argv and logs."""
+    kwargs = _connect_kwargs(conninfo, {}, app_name)
+    kwargs.pop("prepare_threshold", None)
+    params = {key: str(value) for key, value in psycopg.conninfo.conninfo_to_dict(conninfo).items()}
+    params.update({key: str(value) for key, value in kwargs.items()})
+    return params
+
+
 def is_local(params: dict[str, Any]) -> bool:
     """True when every host of the parameters is this machine: loopback or a Unix socket
     (no host at all means libpq's default socket)."""
