@@ -4,6 +4,7 @@
 # a throwaway cluster on a private port and socket directory.
 #
 #   engines/tsl.sh build                         verify the source tarball, build + install
+#   engines/tsl.sh check                         exit 0 when built, 1 (and what to run) when not
 #   engines/tsl.sh [--dir D] [--port P] start    initdb (first time) and start; prints the DSN
 #   engines/tsl.sh [--dir D] [--port P] stop|restart|status|dsn|destroy
 #
