@@ -32,6 +32,13 @@ as_root() {
     else die "'$*' needs root (no sudo found)"; fi
 }
 
+# A build installs into PostgreSQL's directories: say so before minutes of work, not after
+# (a failing `as_root` inside the build's logged subshell would end it without a word).
+need_root() {
+    [[ $EUID -eq 0 ]] || command -v sudo >/dev/null ||
+        die "'$ENGINE_NAME build' installs into PostgreSQL's directories: run it as root (no sudo found)"
+}
+
 # Debian packages a build needs (the list as arguments), installed when missing.
 install_build_deps() {
     local missing=() p

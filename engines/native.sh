@@ -41,6 +41,7 @@ do_build() {
         note "timescaledb $TSDB_VERSION already installed for PostgreSQL $PG_MAJOR (cached)"
         return 0
     fi
+    need_root
     install_build_deps postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR cmake build-essential \
         libssl-dev xz-utils
     local work

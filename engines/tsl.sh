@@ -86,6 +86,7 @@ do_build() {
         return 0
     fi
     verify_tarball
+    need_root
     install_build_deps postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR cmake build-essential \
         libssl-dev xz-utils
     # build into a staging prefix, renamed at the end: a failed build never looks installed
