@@ -25,7 +25,7 @@ from engine_control import NativeControl
 import engines
 
 TSL_FIXTURES = frozenset({"tsl_dsn", "migrated_tsl_dsn"})
-DB_FIXTURES = frozenset({"db_dsn", "migrated_db_dsn", "native_engine"}) | TSL_FIXTURES
+DB_FIXTURES = frozenset({"db_dsn", "migrated_db_dsn", "native_engine", "engine_broker"}) | TSL_FIXTURES
 
 _broker = engines.EngineBroker()
 ENGINES_NOT_BUILT = pytest.ExitCode.USAGE_ERROR  # the machine is not set up, no test ran
@@ -43,7 +43,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         if names & TSL_FIXTURES and item.get_closest_marker("tsl") is None:
             item.add_marker(pytest.mark.tsl)
-        if names & DB_FIXTURES and item.get_closest_marker("db") is None:
+        # a TSL test needs a database too (some get theirs with request.getfixturevalue)
+        needs_db = names & DB_FIXTURES or item.get_closest_marker("tsl") is not None
+        if needs_db and item.get_closest_marker("db") is None:
             item.add_marker(pytest.mark.db)
 
 
