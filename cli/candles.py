@@ -153,10 +153,15 @@ def show(
     timeframe: Annotated[Timeframe, typer.Option("--timeframe", help="Candle width.")] = Timeframe.M1,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Latest N candles.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    chart: Annotated[
+        bool, typer.Option("--chart", help="Draw a candlestick chart (with volume) instead of a table.")
+    ] = False,
     config: DatabaseConfigOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Print the latest closed candles of one pair (stamped with the end of their interval)."""
+    if as_json and chart:
+        raise typer.BadParameter("--chart and --json do not go together: pick one", param_hint="--chart")
     with reporting_errors(), _connect(config, database_url) as conn:
         candles = fetch_candles(conn, exchange, symbol, timeframe, limit)
     out = _console()
@@ -168,10 +173,22 @@ def show(
         out.print(f"No closed {timeframe.value} candles for {exchange} {symbol}.")
         return
     title = f"{exchange} {symbol} {timeframe.value} (ts = interval end, UTC)"
+    if chart:
+        _print_chart(candles, title, timeframe, out)
+        return
     table, left_out = candle_table(candles, title, out)
     out.print(table)
     if left_out:
         out.print(f"Not shown at {out.width} columns: {', '.join(left_out)} (a wider terminal, or --json).")
+
+
+def _print_chart(candles: list[dict[str, Any]], title: str, timeframe: Timeframe, out: Console) -> None:
+    # imported here: plotext loads only for --chart
+    from cli.candle_chart import candle_chart
+
+    colour = out.is_terminal and not out.no_color
+    size = (out.width, out.height - 1)  # one line left for the prompt
+    typer.echo(candle_chart(candles, title, timeframe.width, size, colour))
 
 
 def parse_time(text: str, option: str) -> datetime:

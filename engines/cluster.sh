@@ -32,6 +32,13 @@ as_root() {
     else die "'$*' needs root (no sudo found)"; fi
 }
 
+# A build installs into PostgreSQL's directories: say so before minutes of work, not after
+# (a failing `as_root` inside the build's logged subshell would end it without a word).
+need_root() {
+    [[ $EUID -eq 0 ]] || command -v sudo >/dev/null ||
+        die "'$ENGINE_NAME build' installs into PostgreSQL's directories: run it as root (no sudo found)"
+}
+
 # Debian packages a build needs (the list as arguments), installed when missing.
 install_build_deps() {
     local missing=() p
@@ -79,7 +86,7 @@ parse_args() {
             --port) PORT=${2:?--port needs a value}; shift 2 ;;
             --port=*) PORT=${1#--port=}; shift ;;
             -h|--help|help) usage 0 ;;
-            build|start|stop|restart|status|dsn|destroy) CMD=$1; shift ;;
+            build|check|start|stop|restart|status|dsn|destroy) CMD=$1; shift ;;
             *) echo "$ENGINE_NAME: unknown argument: $1" >&2; usage 2 ;;
         esac
     done
@@ -177,6 +184,16 @@ do_restart() {
     echo "$DSN"
 }
 
+# Is the build in place (what start needs)? Cheap: the test fixtures ask before anything else.
+do_check() {
+    if engine_installed; then
+        echo "built: timescaledb $TSDB_VERSION"
+    else
+        echo "not built: timescaledb $TSDB_VERSION is not installed; run 'engines/$ENGINE_NAME build' once"
+        return 1
+    fi
+}
+
 do_status() {
     if running; then
         echo "running $DSN ($DATA)"
@@ -205,6 +222,7 @@ engine_main() {
     parse_args "$@"
     case $CMD in
         build) do_build ;;
+        check) do_check ;;
         start) do_start ;;
         stop) do_stop ;;
         restart) do_restart ;;

@@ -3,6 +3,7 @@
 # trixie's source package, plus a throwaway cluster on a private port and socket directory.
 #
 #   engines/native.sh build                         install build deps, build + install timescaledb
+#   engines/native.sh check                         exit 0 when built, 1 (and what to run) when not
 #   engines/native.sh [--dir D] [--port P] start    initdb (first time) and start; prints the DSN
 #   engines/native.sh [--dir D] [--port P] stop|restart|status|dsn|destroy
 #
@@ -40,6 +41,7 @@ do_build() {
         note "timescaledb $TSDB_VERSION already installed for PostgreSQL $PG_MAJOR (cached)"
         return 0
     fi
+    need_root
     install_build_deps postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR cmake build-essential \
         libssl-dev xz-utils
     local work

@@ -4,6 +4,7 @@
 # a throwaway cluster on a private port and socket directory.
 #
 #   engines/tsl.sh build                         verify the source tarball, build + install
+#   engines/tsl.sh check                         exit 0 when built, 1 (and what to run) when not
 #   engines/tsl.sh [--dir D] [--port P] start    initdb (first time) and start; prints the DSN
 #   engines/tsl.sh [--dir D] [--port P] stop|restart|status|dsn|destroy
 #
@@ -85,6 +86,7 @@ do_build() {
         return 0
     fi
     verify_tarball
+    need_root
     install_build_deps postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR cmake build-essential \
         libssl-dev xz-utils
     # build into a staging prefix, renamed at the end: a failed build never looks installed

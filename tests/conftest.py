@@ -8,6 +8,9 @@ TCPD_TEST_TSL_CTL (commands controlling those servers), TCPD_REQUIRE_TSL=1 (a TS
 the run instead of skipping), TCPD_REQUIRE_NATIVE_CONTROL=1 (same for fault tests),
 TCPD_TEST_NO_DOCKER=1 (do not try testcontainers).
 
+Where the repository's engines would serve but were never built, the session stops after
+collection with the command that builds them (pytest_collection_finish).
+
 tests/ is deliberately not a package: pytest puts it on sys.path, so `import engines` is
 tests/engines.py (with a tests/__init__.py it would find the repo's engines/ folder instead).
 """
@@ -22,9 +25,10 @@ from engine_control import NativeControl
 import engines
 
 TSL_FIXTURES = frozenset({"tsl_dsn", "migrated_tsl_dsn"})
-DB_FIXTURES = frozenset({"db_dsn", "migrated_db_dsn", "native_engine"}) | TSL_FIXTURES
+DB_FIXTURES = frozenset({"db_dsn", "migrated_db_dsn", "native_engine", "engine_broker"}) | TSL_FIXTURES
 
 _broker = engines.EngineBroker()
+ENGINES_NOT_BUILT = pytest.ExitCode.USAGE_ERROR  # the machine is not set up, no test ran
 _skipped_tsl: list[str] = []
 
 
@@ -39,8 +43,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         if names & TSL_FIXTURES and item.get_closest_marker("tsl") is None:
             item.add_marker(pytest.mark.tsl)
-        if names & DB_FIXTURES and item.get_closest_marker("db") is None:
+        # a TSL test needs a database too (some get theirs with request.getfixturevalue)
+        needs_db = names & DB_FIXTURES or item.get_closest_marker("tsl") is not None
+        if needs_db and item.get_closest_marker("db") is None:
             item.add_marker(pytest.mark.db)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On a machine where the repository's engines were never built, stop at once with the
+    command that builds them, instead of erroring every database test."""
+    items = session.items
+    # a TSL test needs only the TSL engine, which skips it when missing (unless required)
+    native = any(item.get_closest_marker("db") and not item.get_closest_marker("tsl") for item in items)
+    roles = ["native"] if native else []
+    if _require("TCPD_REQUIRE_TSL") and any(item.get_closest_marker("tsl") for item in items):
+        roles.append("tsl")
+    unbuilt = _broker.unbuilt_engines(roles)
+    if unbuilt:
+        pytest.exit(engines.build_advice(unbuilt), returncode=ENGINES_NOT_BUILT)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

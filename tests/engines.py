@@ -239,6 +239,19 @@ def start_container() -> tuple[Any, str]:
     return container, dsn
 
 
+BUILD_TIMES = {"engines/native.sh": "~25 s", "engines/tsl.sh": "~70 s, needs the TimescaleDB 2.28.3 tarball"}
+
+
+def build_advice(unbuilt: list[str]) -> str:
+    """One line: which engines are missing and the command that builds them."""
+    command = " && ".join(f"{script} build" for script in unbuilt)
+    times = "; ".join(f"{script}: {BUILD_TIMES[script]}" for script in unbuilt)
+    return (
+        f"database tests need the repository's engines, not built on this machine yet: run"
+        f" `{command}` once (as root or with sudo; {times}), or set TCPD_TEST_DSN (docs/testing.md)"
+    )
+
+
 class EngineUnavailable(Exception):
     """No server for a role; the message says why and how to get one."""
 
@@ -273,6 +286,21 @@ class EngineBroker:
                 " (e.g. 'engines/native.sh --port 55450') to run fault tests against it"
             )
         return NativeControl(engine.admin_dsn, engine.controller)
+
+    def unbuilt_engines(self, roles: list[str]) -> list[str]:
+        """The repository engines among `roles` that the session would start but that are not
+        built on this machine, as their scripts' paths relative to the repository ("engines/
+        native.sh"). A role served by the environment or Docker needs no build."""
+        scripts = {"native": ("TCPD_TEST_DSN", NATIVE_SH), "tsl": ("TCPD_TEST_TSL_DSN", TSL_SH)}
+        unbuilt = []
+        for role in roles:
+            variable, script = scripts[role]
+            if os.environ.get(variable) or self._docker_available():
+                continue
+            check = subprocess.run([str(script), "check"], capture_output=True, timeout=60, check=False)
+            if check.returncode:
+                unbuilt.append(str(script.relative_to(REPO)))
+        return unbuilt
 
     def _get(self, role: str) -> Engine:
         if role in self._engines:

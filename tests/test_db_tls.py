@@ -20,6 +20,8 @@ from ingest.db.connection import connect
 from ingest.errors import DatabaseError
 from tests.tls_support import outside_address, self_signed
 
+# Its own cluster runs on the native engine's build (engines/native.sh start): a database test.
+pytestmark = pytest.mark.db
 REPO = Path(__file__).resolve().parent.parent
 NATIVE = REPO / "engines" / "native.sh"
 PASSWORD = "tls-Pa55-w0rd-real"

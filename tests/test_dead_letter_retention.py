@@ -31,7 +31,9 @@ def _reasons(dsn: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-@pytest.mark.parametrize("engine", ["native", "tsl"])
+@pytest.mark.parametrize(
+    "engine", [pytest.param("native", marks=pytest.mark.db), pytest.param("tsl", marks=pytest.mark.tsl)]
+)
 async def test_prune_deletes_only_dead_letters_older_than_the_retention(
     engine: str, request: pytest.FixtureRequest
 ) -> None:

@@ -86,7 +86,9 @@ def expected(rows: list[MarketRow]) -> list[tuple[Any, ...]]:
     )
 
 
-@pytest.fixture(params=["native", "tsl"])
+@pytest.fixture(
+    params=[pytest.param("native", marks=pytest.mark.db), pytest.param("tsl", marks=pytest.mark.tsl)]
+)
 def any_migrated_dsn(request: pytest.FixtureRequest) -> str:
     name = "migrated_db_dsn" if request.param == "native" else "migrated_tsl_dsn"
     return str(request.getfixturevalue(name))
