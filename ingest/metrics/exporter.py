@@ -16,6 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ingest.collector.base import BaseDataCollector
+from ingest.metrics.db_jobs import DbJobsMetrics
+from ingest.storage.db_jobs import DbJobsSnapshot
 
 PAIR = ["exchange", "symbol"]
 # Collector statistics exported as counters: (metric name, help, CollectorStatistics field).
@@ -103,10 +105,14 @@ def _writer_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
 def service_registry(
     collectors: Callable[[], Sequence[BaseDataCollector]],
     writer_stats: Callable[[], dict[str, Any] | None],
+    db_jobs: Callable[[], DbJobsSnapshot | None] | None = None,
 ) -> tuple[CollectorRegistry, Histogram]:
-    """A registry of the service's metrics, and the batch commit histogram to observe."""
+    """A registry of the service's metrics, and the batch commit histogram to observe;
+    `db_jobs` (the watcher's latest snapshot) adds the database jobs' families."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceMetrics(collectors, writer_stats))
+    if db_jobs is not None:
+        registry.register(DbJobsMetrics(db_jobs))
     commit = Histogram(
         "tcpd_batch_commit_seconds",
         "Seconds a committed batch's successful try took",
