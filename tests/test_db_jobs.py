@@ -354,6 +354,13 @@ async def test_the_lag_is_the_end_of_the_newest_materialized_candle_to_now(migra
     assert second.lag_seconds - lag["candles_1m_agg"].lag_seconds == pytest.approx(1.5, abs=0.5)
 
 
+async def test_a_database_not_migrated_yet_has_only_timescaledbs_own_jobs(tsl_dsn: str) -> None:
+    snapshot = await read(tsl_dsn)
+    assert snapshot.lags == ()  # no candle_timeframes yet: no error either
+    assert {j.kind for j in snapshot.jobs} <= {"other"}
+    assert snapshot.degrading == ()
+
+
 # -- Apache: no jobs; a database that is down ---------------------------------------------------
 
 

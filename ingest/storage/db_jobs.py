@@ -22,6 +22,7 @@ the reader returns nothing. A database without the views (no extension) reads as
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -86,6 +87,7 @@ KINDS = {
 }
 # Kinds whose failure makes the service report itself degraded (/readyz).
 DEGRADING_KINDS = frozenset({"refresh", "compression"})
+MISSING = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction, psycopg.errors.InvalidSchemaName)
 FAILED = "Failed"  # job_stats.last_run_status of a failed run ("Success" otherwise)
 
 
@@ -173,9 +175,10 @@ def _is_tsl(row: tuple[Any, ...] | None) -> bool:
 
 
 async def read_db_jobs(conn: psycopg.AsyncConnection[Any]) -> DbJobsSnapshot:
-    """The jobs and candle lags of the database `conn` is in (autocommit); empty on Apache.
-
-    psycopg.Error when the database fails the read (down, no privilege).
+    """The jobs and candle lags of the database `conn` is in; empty on Apache, and what is
+    missing (no extension, not migrated) reads as none. `conn` must be in autocommit (a missing
+    relation must not abort the next query). psycopg.Error when the database fails the read
+    (down, no privilege).
     """
     cur = await conn.execute(b"SELECT now()")
     now = await cur.fetchone()
@@ -183,13 +186,14 @@ async def read_db_jobs(conn: psycopg.AsyncConnection[Any]) -> DbJobsSnapshot:
     cur = await conn.execute(LICENSE)
     if not _is_tsl(await cur.fetchone()):
         return DbJobsSnapshot((), (), now[0])
-    try:
+    jobs: tuple[DbJob, ...] = ()
+    lags: tuple[CandleLag, ...] = ()
+    with contextlib.suppress(*MISSING):  # no extension in this database
         cur = await conn.execute(JOBS)
         jobs = tuple(_job(r) for r in await cur.fetchall())
+    with contextlib.suppress(*MISSING):  # not migrated yet: no candle_timeframes
         cur = await conn.execute(LAGS)
         lags = tuple(_lag(r) for r in await cur.fetchall())
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction):
-        return DbJobsSnapshot((), (), now[0])  # no extension, or not migrated yet
     return DbJobsSnapshot(jobs, lags, now[0])
 
 
@@ -199,9 +203,10 @@ def read_db_jobs_sync(conn: psycopg.Connection[Any]) -> DbJobsSnapshot:
     assert now is not None
     if not _is_tsl(conn.execute(LICENSE).fetchone()):
         return DbJobsSnapshot((), (), now[0])
-    try:
+    jobs: tuple[DbJob, ...] = ()
+    lags: tuple[CandleLag, ...] = ()
+    with contextlib.suppress(*MISSING):
         jobs = tuple(_job(r) for r in conn.execute(JOBS).fetchall())
+    with contextlib.suppress(*MISSING):
         lags = tuple(_lag(r) for r in conn.execute(LAGS).fetchall())
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction):
-        return DbJobsSnapshot((), (), now[0])
     return DbJobsSnapshot(jobs, lags, now[0])
