@@ -1,4 +1,5 @@
-"""tcpd status: show the collector_status table (what each running collector last reported)."""
+"""tcpd status: show the collector_status table (what each running collector last reported) and
+the database's scheduled jobs with the candle aggregates' lag (TSL edition)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ingest.config import TableNames
 from ingest.db.connection import connect_sync
 from ingest.errors import DatabaseError
 from ingest.redact import redact_text
+from ingest.storage.db_jobs import DbJobsSnapshot, read_db_jobs_sync
 from ingest.storage.gaps import count_open
 
 out = Console(highlight=False)
@@ -39,7 +41,7 @@ def status(
         bool, typer.Option("--watch", help="A live table (rates, last data, queue) each second; Ctrl-C ends.")
     ] = False,
 ) -> None:
-    """Print every collector's last reported status and health."""
+    """Print every collector's last reported status and health, and the database's jobs."""
     if watch and as_json:
         raise typer.BadParameter("--watch draws a table; leave out --json (or --watch)")
     with reporting_errors():
@@ -53,10 +55,14 @@ def status(
             watch_live(conninfo, tables.collector_status, out)
             return
         rows, open_gaps = read_status(conninfo, tables.collector_status)
+        jobs = read_jobs(conninfo)
     if as_json:
-        typer.echo(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode())
+        shown = {"collectors": rows, "database_jobs": jobs_json(jobs)}
+        typer.echo(orjson.dumps(shown, default=str, option=orjson.OPT_INDENT_2).decode())
         return
     out.print(render(rows, open_gaps))
+    if jobs.jobs or jobs.lags:
+        out.print(render_jobs(jobs))
 
 
 def read_status(conninfo: str, table: str) -> tuple[list[dict[str, Any]], int | None]:
@@ -109,6 +115,95 @@ def render(rows: list[dict[str, Any]], open_gaps: int | None = 0) -> Table:
         notes.append(f"[red]{open_gaps} open gap(s) in the stored history: `tcpd gaps`[/]")
     elif open_gaps is None:
         notes.append("gaps unknown: the schema predates ingest_gaps (`tcpd db migrate`)")
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
+    return table
+
+
+def read_jobs(conninfo: str) -> DbJobsSnapshot:
+    """The database's jobs and candle lags now (nothing on the Apache edition)."""
+    with connect_sync(conninfo, autocommit=True) as conn:
+        try:
+            return read_db_jobs_sync(conn)
+        except psycopg.Error as exc:
+            reason = redact_text(str(exc)).strip().splitlines()[0]
+            raise DatabaseError(f"cannot read the database's jobs: {reason}") from None
+
+
+def jobs_json(snapshot: DbJobsSnapshot) -> dict[str, Any]:
+    """The jobs and lags as JSON-ready dicts (`--json`)."""
+    jobs = [
+        {
+            "job_id": j.job_id,
+            "proc": j.proc,
+            "kind": j.kind,
+            "target": j.target,
+            "last_run_status": j.last_run_status,
+            "failures_in_a_row": j.failures_in_a_row,
+            "total_failures": j.total_failures,
+            "total_successes": j.total_successes,
+            "last_run_started_at": j.last_run_started_at,
+            "last_success": j.last_success,
+            "next_start": j.next_start,
+            "scheduled": j.scheduled,
+            "last_error": j.last_error,
+        }
+        for j in snapshot.jobs
+    ]
+    lags = [
+        {"aggregate": c.aggregate, "materialized_until": c.materialized_until, "lag_seconds": c.lag_seconds}
+        for c in snapshot.lags
+    ]
+    return {"read_at": snapshot.read_at, "jobs": jobs, "candle_lags": lags}
+
+
+TARGET_WIDTH = 24  # characters of a job's target shown (the table fits 80 columns)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "none"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def render_jobs(snapshot: DbJobsSnapshot) -> Table:
+    """The jobs as a rich table; a refresh job's row shows its aggregate's lag (the end of its
+    newest materialized candle to now; "none": nothing materialized). Fits 80 columns; the
+    last errors of failing jobs, one line per distinct error, in the caption."""
+    lags = {c.aggregate: c.lag_seconds for c in snapshot.lags}
+    table = Table(title="Database jobs")
+    table.add_column("job", no_wrap=True, justify="right")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("target", no_wrap=True, max_width=TARGET_WIDTH, overflow="ellipsis")
+    table.add_column("last run", no_wrap=True)
+    table.add_column("in row", no_wrap=True, justify="right")
+    table.add_column("lag", no_wrap=True, justify="right")
+    for job in snapshot.jobs:
+        status = job.last_run_status or "never"
+        if job.failing:
+            status = f"[red]{escape(status)}[/]"
+        elif not job.scheduled:
+            status += " (paused)"
+        table.add_row(
+            str(job.job_id),
+            job.kind,
+            escape(job.target or job.proc),
+            status,
+            str(job.failures_in_a_row),
+            _duration(lags[job.target]) if job.kind == "refresh" and job.target in lags else "",
+        )
+    errors: dict[str, list[str]] = {}
+    for job in snapshot.jobs:
+        if job.failing:
+            errors.setdefault(job.last_error or "no error recorded", []).append(str(job.job_id))
+    notes = [f"[red]failing[/] {', '.join(ids)}: {escape(error)}" for error, ids in errors.items()]
     if notes:
         table.caption = "\n".join(notes)
         table.caption_justify = "left"

@@ -44,6 +44,7 @@ from ingest.model import DataType
 from ingest.redact import redact_text
 from ingest.storage import CollectorStatusRow, CopyWriter
 from ingest.storage.candle_refresh import CandleRefresher
+from ingest.storage.db_jobs_watch import DbJobsWatcher
 from ingest.storage.dead_letter_retention import DeadLetterRetention
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class IngestService:
         self._instruments: list[InstrumentRefresher] = []  # built by start(), after the collectors
         self._retention_task: asyncio.Task[None] | None = None
         self._candle_task: asyncio.Task[None] | None = None
+        self._db_jobs_task: asyncio.Task[None] | None = None
         self.dead_letter_retention = DeadLetterRetention(
             database.database.conninfo(), database.tables.dead_letters, database.dead_letters.retention_days
         )
@@ -115,6 +117,9 @@ class IngestService:
         self.candle_refresher = CandleRefresher(
             database.database.conninfo(), database.candles.refresh_interval
         )
+        # TSL edition: the database's scheduled jobs (refresh, compression, retention) and the
+        # candle aggregates' lag, for /metrics, /readyz and the log.
+        self.db_jobs = DbJobsWatcher(database.database.conninfo())
         self._endpoints: Endpoints | None = None
         self._commit_metrics: CommitMetrics | None = None
         self._stop_requested = asyncio.Event()
@@ -172,6 +177,7 @@ class IngestService:
             self.dead_letter_retention.run(self._closing), name="tcpd-dead-letter-retention"
         )
         self._candle_task = asyncio.create_task(self.candle_refresher.run(self._closing), name="tcpd-candles")
+        self._db_jobs_task = asyncio.create_task(self.db_jobs.run(self._closing), name="tcpd-db-jobs")
         logger.info(
             "running %d collector(s): %s", len(collectors), ", ".join(self._manager.list_collectors())
         )
@@ -190,6 +196,7 @@ class IngestService:
             self._manager.collectors,
             lambda: None if self._writer is None else self._writer.stats(),
             lambda: {exchange: filler.stats for exchange, filler in self._fillers.items()},
+            lambda: self.db_jobs.snapshot,
         )
         endpoints = Endpoints(http.host, http.port, registry, self.readiness)
         try:
@@ -203,15 +210,38 @@ class IngestService:
         logger.info("serving /metrics, /healthz and /readyz on http://%s:%d", http.host, endpoints.port)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready: the database answers and every collector that should run is healthy."""
+        """Ready: the database answers and every collector that should run is healthy.
+
+        Degraded (still ready: ingest goes on): a refresh or compression job of the database
+        failed its last scheduled run, as of the db_jobs watcher's latest read.
+        """
         from ingest.metrics.endpoints import READY_TIMEOUT
 
         writer = self._writer
         database = writer is not None and await writer.database_reachable(READY_TIMEOUT)
         health = {c.name: c.get_health_status() for c in self._manager.collectors()}
         unhealthy = sorted(n for n, h in health.items() if h["should_be_running"] and not h["is_healthy"])
-        detail = {"database_reachable": database, "unhealthy_collectors": unhealthy, "collectors": health}
-        return database and bool(health) and not unhealthy, detail
+        ready = database and bool(health) and not unhealthy
+        snapshot = self.db_jobs.snapshot
+        failing = [
+            {
+                "job_id": j.job_id,
+                "proc": j.proc,
+                "target": j.target,
+                "failures_in_a_row": j.failures_in_a_row,
+                "last_error": j.last_error,
+            }
+            for j in (snapshot.degrading if snapshot is not None else ())
+        ]
+        detail = {
+            "status": "degraded" if ready and failing else "ready" if ready else "not_ready",
+            "degraded": bool(failing),
+            "failing_jobs": failing,
+            "database_reachable": database,
+            "unhealthy_collectors": unhealthy,
+            "collectors": health,
+        }
+        return ready, detail
 
     def _where(self, collector: BaseDataCollector) -> str:
         """One line for the start-up log: what a collector reads, from where, into what."""
@@ -254,6 +284,10 @@ class IngestService:
         if candle_task is not None:  # the same; the views are right without its last run
             candle_task.cancel()
             await asyncio.wait({candle_task}, timeout=CANCEL_GRACE)
+        db_jobs_task, self._db_jobs_task = self._db_jobs_task, None
+        if db_jobs_task is not None:  # the same; a read in progress is only a read
+            db_jobs_task.cancel()
+            await asyncio.wait({db_jobs_task}, timeout=CANCEL_GRACE)
         collectors = asyncio.create_task(self._manager.stop(), name="tcpd-stop-collectors")
         await self._step(collectors, COLLECTORS_STOP_TIMEOUT, "stopping the collectors")
         # Fills in progress stop here; their gaps stay recorded and open (the next start goes

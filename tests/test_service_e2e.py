@@ -78,7 +78,7 @@ async def test_trades_arrive_value_for_value(tmp_path: Path, migrated_db_dsn: st
 
     result = CliRunner().invoke(app, ["status", "--json", "--database-url", dsn])
     assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)
+    shown = json.loads(result.output)["collectors"]
     assert [(r["collector"], r["status_json"]["statistics"]["messages_received"]) for r in shown] == [
         ("okx-BTC-USDT", 2001),
         ("okx-ETH-USDT", 2001),

@@ -5,7 +5,8 @@
 - /healthz: 200 while the process runs (liveness);
 - /readyz: 200 when the database answers (SELECT 1 within READY_TIMEOUT) and every collector
   that should run is healthy, else 503; the body says why, with the spec's health
-  dictionaries per collector.
+  dictionaries per collector. A failing refresh or compression job of the database keeps it
+  200 with "status": "degraded" (ingest goes on; docs/metrics.md, "Database jobs").
 One request per connection (Connection: close): probes and scrapers open one anyway.
 """
 

@@ -18,6 +18,8 @@ from prometheus_client.registry import Collector
 from ingest.collector.base import BaseDataCollector
 from ingest.history.gapfill import FillStats
 from ingest.metrics.commits import CommitMetrics
+from ingest.metrics.db_jobs import DbJobsMetrics
+from ingest.storage.db_jobs import DbJobsSnapshot
 
 PAIR = ["exchange", "symbol"]
 # Collector statistics exported as counters: (metric name, help, CollectorStatistics field).
@@ -127,11 +129,15 @@ def service_registry(
     collectors: Callable[[], Sequence[BaseDataCollector]],
     writer_stats: Callable[[], dict[str, Any] | None],
     gap_fills: Callable[[], Mapping[str, FillStats]],
+    db_jobs: Callable[[], DbJobsSnapshot | None] | None = None,
 ) -> tuple[CollectorRegistry, CommitMetrics]:
     """A registry of the service's metrics, and the per-batch metrics for the writer to feed
-    (CopyWriter.on_commit = commits.batch_committed)."""
+    (CopyWriter.on_commit = commits.batch_committed); `db_jobs` (the watcher's latest snapshot)
+    adds the database jobs' families."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceMetrics(collectors, writer_stats, gap_fills))
+    if db_jobs is not None:
+        registry.register(DbJobsMetrics(db_jobs))
     commits = CommitMetrics()
     registry.register(commits)
     return registry, commits
