@@ -63,6 +63,14 @@ class DbJobsMetrics(Collector):
         for item in snap.lags:
             lag.add_metric([item.aggregate], math.inf if item.lag_seconds is None else item.lag_seconds + age)
         yield from (success, in_a_row, failures, successes, lag)
+        gaps = GaugeMetricFamily(
+            "tcpd_gaps_open",
+            "Gaps of ingest_gaps not filled (tcpd gaps), as of the last read",
+            labels=["exchange"],
+        )
+        for exchange, count in snap.open_gaps:
+            gaps.add_metric([exchange], count)
+        yield gaps
         yield GaugeMetricFamily(
             "tcpd_db_jobs_read_age_seconds",
             "Seconds since the database's jobs were last read",

@@ -142,6 +142,9 @@ class DbJobsSnapshot:
     lags: tuple[CandleLag, ...]
     read_at: datetime
     read_mono: float = field(default_factory=time.monotonic)
+    # (exchange, gaps of ingest_gaps not filled), both editions; read here because this is the
+    # service's one periodic read of the database's state
+    open_gaps: tuple[tuple[str, int], ...] = ()
 
     @property
     def degrading(self) -> tuple[DbJob, ...]:
@@ -170,6 +173,9 @@ def _lag(row: tuple[Any, ...]) -> CandleLag:
     return CandleLag(str(row[0]), row[1], None if row[2] is None else float(row[2]))
 
 
+OPEN_GAPS = b"SELECT exchange, count(*) FROM ingest_gaps WHERE filled_at IS NULL GROUP BY exchange ORDER BY 1"
+
+
 def _is_tsl(row: tuple[Any, ...] | None) -> bool:
     return row is not None and row[0] == "timescale"
 
@@ -183,9 +189,13 @@ async def read_db_jobs(conn: psycopg.AsyncConnection[Any]) -> DbJobsSnapshot:
     cur = await conn.execute(b"SELECT now()")
     now = await cur.fetchone()
     assert now is not None
+    gaps: tuple[tuple[str, int], ...] = ()
+    with contextlib.suppress(*MISSING):  # not migrated yet: no ingest_gaps
+        cur = await conn.execute(OPEN_GAPS)
+        gaps = tuple((str(r[0]), int(r[1])) for r in await cur.fetchall())
     cur = await conn.execute(LICENSE)
     if not _is_tsl(await cur.fetchone()):
-        return DbJobsSnapshot((), (), now[0])
+        return DbJobsSnapshot((), (), now[0], open_gaps=gaps)
     jobs: tuple[DbJob, ...] = ()
     lags: tuple[CandleLag, ...] = ()
     with contextlib.suppress(*MISSING):  # no extension in this database
@@ -194,7 +204,7 @@ async def read_db_jobs(conn: psycopg.AsyncConnection[Any]) -> DbJobsSnapshot:
     with contextlib.suppress(*MISSING):  # not migrated yet: no candle_timeframes
         cur = await conn.execute(LAGS)
         lags = tuple(_lag(r) for r in await cur.fetchall())
-    return DbJobsSnapshot(jobs, lags, now[0])
+    return DbJobsSnapshot(jobs, lags, now[0], open_gaps=gaps)
 
 
 def read_db_jobs_sync(conn: psycopg.Connection[Any]) -> DbJobsSnapshot:
