@@ -44,7 +44,13 @@ def _conn_count(msg: dict[str, Any]) -> Control:
     )
 
 
+def _login(msg: dict[str, Any]) -> Control:
+    # The link awaits the login's answer itself (OkxLogin); one arriving later is news only.
+    return Control(ControlKind.INFO, f"login answer {msg.get('code', '?')}")
+
+
 EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], Control]] = {
+    "login": _login,
     "subscribe": _subscribe,
     "unsubscribe": _unsubscribe,
     "error": _error,
