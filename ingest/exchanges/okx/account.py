@@ -12,7 +12,8 @@ subscribed on /ws/v5/private after a login, with updateInterval "0": OKX pushes 
 
 Each currency of `details` becomes one BALANCE row: symbol = the currency, timestamp = its
 `uTime` (the time its balance last changed; the push's `uTime` when it has none), data = its
-balance fields only (ccy, eq, cashBal, availBal, frozenBal as OKX writes them). Fields that
+balance only, under venue-neutral names: {"currency": ccy, "equity": eq, "cash": cashBal,
+"available": availBal, "frozen": frozenBal}, each value the decimal string OKX wrote. Fields that
 move with prices without a balance change (eqUsd, ...) are left out, so a currency resent in
 a later snapshot (a reconnect's) is the same row, stored once (market_data's key, sql/0102).
 Pages need no assembling: every detail stands alone.
@@ -43,8 +44,9 @@ CREDENTIAL_NAMES = "OKX_API_KEY, OKX_API_SECRET and OKX_API_PASSPHRASE"
 
 _CCY = re.compile(r"[A-Z0-9]{1,20}", re.ASCII)
 _SIGNED = re.compile(r"-?(?:\d{1,20}(?:\.\d{0,20})?|\.\d{1,20})", re.ASCII)
-# Stored per currency, in this order; availBal and frozenBal may be "" (not applicable).
-BALANCE_FIELDS = ("ccy", "eq", "cashBal", "availBal", "frozenBal")
+# A BALANCE row's data, venue-neutral (sql/0120 reads these names): OKX's field for each.
+# availBal and frozenBal may be "" (not applicable to the account mode).
+BALANCE_FIELDS = {"equity": "eq", "cash": "cashBal", "available": "availBal", "frozen": "frozenBal"}
 _MAY_BE_EMPTY = ("availBal", "frozenBal")
 
 Rejected = list[tuple[str | bytes, str]]
@@ -131,14 +133,14 @@ def _balance(detail: object, pushed: int | None) -> MarketRow:
     if type(detail) is not dict:
         raise FrameError(f"account: a detail is a JSON {type(detail).__name__}, expected an object")
     ccy = check_value("account: field 'ccy'", Kind.SYMBOL, detail.get("ccy"))
-    values = {"ccy": ccy}
-    for name in BALANCE_FIELDS[1:]:
+    values = {"currency": ccy}
+    for stored, name in BALANCE_FIELDS.items():
         value = detail.get(name, "")
         may_be_empty = name in _MAY_BE_EMPTY
         if type(value) is not str or not (_SIGNED.fullmatch(value) or (value == "" and may_be_empty)):
             what = "a plain decimal string" + (" or empty" if may_be_empty else "")
             raise FrameError(f"account {ccy}: field {name!r} must be {what}, got {value!r:.40}")
-        values[name] = value
+        values[stored] = value
     ts = ms_or_none(detail.get("uTime")) or pushed
     if ts is None:
         raise FrameError(f"account {ccy}: no valid 'uTime' (milliseconds) in the detail or the push")
