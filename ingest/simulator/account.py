@@ -78,6 +78,7 @@ class AccountEndpoint:
         self.counters = counters
         # This exchange's clock (seconds); tests move it to make a client's timestamp stale.
         self.clock: Callable[[], float] = time.time
+        self.changing = True  # False: balances stay as they are (tests stop the pushes)
         self.pushed: list[dict[str, str]] = []  # every detail sent, snapshots included
         now = int(time.time() * 1000)
         self._balances = {ccy: _Balance(Decimal(cash), Decimal(0), now) for ccy, cash in account.balances}
@@ -199,7 +200,7 @@ class AccountEndpoint:
     async def _changes(self) -> None:
         while True:
             await asyncio.sleep(1.0 / self.account.changes_per_second)
-            if not self._subscribers:
+            if not self._subscribers or not self.changing:
                 continue
             ccy = next(self._turn)
             b = self._balances[ccy]
