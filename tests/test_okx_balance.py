@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from ingest.config import ExchangeCredentials, parse_exchange_file
+from ingest.config import ConfigFileError, ExchangeCredentials, parse_exchange_file
 from ingest.errors import ConfigError
 from ingest.exchanges.base import ControlKind
 from ingest.exchanges.okx import OkxAdapter
@@ -72,17 +72,23 @@ def test_a_login_shows_no_credential() -> None:
 
 def test_login_answers() -> None:
     ok = login_answer(b'{"event":"login","code":"0","msg":"","connId":"a4d3ae55"}')
-    assert ok is not None and ok.kind is ControlKind.LOGGED_IN
+    assert ok is not None
+    assert ok.kind is ControlKind.LOGGED_IN
     refused = login_answer(b'{"event":"error","code":"60009","msg":"Login failed.","connId":"a4d3ae55"}')
-    assert refused is not None and refused.kind is ControlKind.REFUSED
+    assert refused is not None
+    assert refused.kind is ControlKind.REFUSED
     assert refused.detail.startswith("OKX error 60009: Login failed.")
     assert "OKX_API_KEY" in refused.detail
     stale = login_answer(b'{"event":"error","code":"60006","msg":"Timestamp request expired","connId":"1"}')
-    assert stale is not None and stale.kind is ControlKind.REFUSED and "clock" in stale.detail
+    assert stale is not None
+    assert stale.kind is ControlKind.REFUSED
+    assert "clock" in stale.detail
     passphrase = login_answer(b'{"event":"error","code":"60024","msg":"Wrong passphrase","connId":"1"}')
-    assert passphrase is not None and "OKX_API_PASSPHRASE" in passphrase.detail
+    assert passphrase is not None
+    assert "OKX_API_PASSPHRASE" in passphrase.detail
     retry = login_answer(b'{"event":"error","code":"63999","msg":"Login failed due to internal error."}')
-    assert retry is not None and retry.kind is ControlKind.ERROR
+    assert retry is not None
+    assert retry.kind is ControlKind.ERROR
     assert login_answer(b'{"event":"subscribe","arg":{"channel":"account"}}') is None
     assert login_answer(b"pong") is None
 
@@ -110,7 +116,9 @@ USDT = {
     "uTime": "1705449605015",
     "newFieldNobodyKnows": {"x": 1},
 }
-BTC = {"ccy": "BTC", "eq": "-0.5", "cashBal": "-0.5", "availBal": "", "frozenBal": "", "uTime": "1705449605016"}
+# A borrowed currency (negative), in an account mode where available and frozen do not apply.
+BTC = {"ccy": "BTC", "eq": "-0.5", "cashBal": "-0.5", "availBal": "", "frozenBal": ""}
+BTC["uTime"] = "1705449605016"
 
 
 def test_an_account_push_is_one_balance_row_per_currency_with_exact_decimals() -> None:
@@ -171,7 +179,9 @@ def test_a_bad_currency_is_refused_alone(field: str, value: object, reason: str)
 def test_account_subscriptions() -> None:
     adapter = OkxAdapter()
     [sub] = adapter.subscriptions("account", [DataType.BALANCE], {}, URLS, CREDENTIALS)
-    assert sub.url == URLS["private"] and sub.login is not None and not sub.carries_trades
+    assert sub.url == URLS["private"]
+    assert sub.login is not None
+    assert not sub.carries_trades
     [message] = sub.messages
     assert orjson.loads(message) == {
         "op": "subscribe",
@@ -222,7 +232,7 @@ def test_the_private_url_is_a_connection_setting_with_okxs_default() -> None:
     base = {"exchange": "okx", "trading_pairs": [{"symbol": "account", "data_types": ["balance"]}]}
     default = parse_exchange_file({**base, "connection": {"public_ws_url": URLS["public"]}})
     assert default.connection.ws_urls()["private"] == "wss://ws.okx.com:8443/ws/v5/private"
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ConfigFileError) as info:
         parse_exchange_file(
             {**base, "connection": {"public_ws_url": URLS["public"], "private_ws_url": "http://x"}}
         )
