@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,7 +15,7 @@ import pytest
 from ingest.config import ConfigFileError, ExchangeCredentials, parse_exchange_file
 from ingest.errors import ConfigError
 from ingest.exchanges.base import ControlKind
-from ingest.exchanges.okx import OkxAdapter
+from ingest.exchanges.okx import VENUE, OkxAdapter
 from ingest.exchanges.okx.login import OkxLogin, login_answer, login_frame
 from ingest.exchanges.okx.routing import frame_route
 from ingest.model import DataType
@@ -237,3 +238,11 @@ def test_the_private_url_is_a_connection_setting_with_okxs_default() -> None:
             {**base, "connection": {"public_ws_url": URLS["public"], "private_ws_url": "http://x"}}
         )
     assert "private_ws_url" in str(info.value)
+
+
+def test_env_example_lists_the_okx_credentials_empty() -> None:
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
+    values = dict(
+        line.partition("=")[::2] for line in example.splitlines() if line.strip() and not line.startswith("#")
+    )
+    assert {name: values.get(name) for name in VENUE.credentials} == dict.fromkeys(VENUE.credentials, "")
