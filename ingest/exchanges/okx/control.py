@@ -17,7 +17,12 @@ def _arg_text(msg: dict[str, Any]) -> str:
     arg = msg.get("arg")
     if type(arg) is not dict:
         return "?"
-    return f"{arg.get('channel', '?')}:{arg.get('instId', arg.get('instType', '?'))}"
+    channel = arg.get("channel", "?")
+    # An instrument's channel names its instId; account a currency, or none (every currency).
+    target = arg.get("instId", arg.get("instType", arg.get("ccy")))
+    if target is None:
+        return f"{channel} (every currency)" if channel == "account" else f"{channel}:?"
+    return f"{channel}:{target}"
 
 
 def _subscribe(msg: dict[str, Any]) -> Control:
