@@ -24,7 +24,7 @@ from cli.main import app
 from ingest.model import DataType
 from ingest.simulator.account import SimulatedAccount
 from tests.collector_support import MemorySink, collector_for, simulator, wait_for
-from tests.service_support import Service, query, write_configs
+from tests.service_support import Service, query, wait_count, write_configs
 from tests.storage_support import make_writer
 
 # Real-looking credentials in OKX's formats.
@@ -203,12 +203,14 @@ async def test_tcpd_run_never_shows_a_credential(tmp_path: Path, migrated_db_dsn
             await wait_for(lambda: sim.counters["account_subscribes"] >= 1, 60, "the balance subscription")
             await sim.disconnect_all()  # a reconnect logs in again, with its own log lines
             await wait_for(lambda: sim.counters["account_subscribes"] >= 2, 60, "the resubscribe")
-            rows = await query(dsn, "SELECT count(*) FROM market_data WHERE data_type = 'balance'")
+            # every currency stored (the snapshot after the reconnect at least)
+            await wait_count(
+                dsn, "SELECT count(DISTINCT symbol) FROM market_data WHERE data_type = 'balance'", 3, 60
+            )
             await asyncio.sleep(1.5)  # a status row or two
             metrics = await asyncio.to_thread(_get, port, "/metrics")
         finally:
             assert await svc.terminate() == 0, svc.output()
-    assert rows[0][0] > 0
     output = svc.output()
     assert "logged in to" in output
     assert "okx-account" in output
@@ -236,3 +238,23 @@ def _get(port: int, path: str) -> str:
         return conn.getresponse().read().decode()
     finally:
         conn.close()
+
+
+async def test_two_currency_pairs_share_one_logged_in_connection_and_get_their_own_balances() -> None:
+    async with simulator(account=ACCOUNT) as sim:
+        usdt, btc = MemorySink(), MemorySink()
+        collectors = [
+            collector_for(sim, usdt, symbol="account:USDT", data_types=BALANCE),
+            collector_for(sim, btc, symbol="account:BTC", data_types=BALANCE),
+        ]
+        for collector in collectors:
+            await collector.start()
+        try:
+            await wait_for(lambda: len(usdt.market) >= 3 and len(btc.market) >= 3, 30, "balances of both")
+            assert {r.symbol for r in usdt.market} == {"USDT"}
+            assert {r.symbol for r in btc.market} == {"BTC"}
+            assert (sim.counters["private_connections"], sim.counters["logins"]) == (1, 1)
+            assert sim.counters["account_subscribes"] == 2
+        finally:
+            for collector in collectors:
+                await collector.stop()

@@ -82,7 +82,8 @@ class AccountEndpoint:
         self.pushed: list[dict[str, str]] = []  # every detail sent, snapshots included
         now = int(time.time() * 1000)
         self._balances = {ccy: _Balance(Decimal(cash), Decimal(0), now) for ccy, cash in account.balances}
-        self._subscribers: dict[Client, str | None] = {}  # client -> its ccy filter
+        # client -> its subscriptions, by currency filter (None: every currency)
+        self._subscribers: dict[Client, set[str | None]] = {}
         self._turn = itertools.cycle([ccy for ccy, _ in account.balances])
         self._steps = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
@@ -155,10 +156,10 @@ class AccountEndpoint:
         echo = {k: v for k, v in arg.items() if k in ("channel", "ccy")}
         await _send(client, {"event": op, "arg": echo, "connId": client.conn_id})
         if op == "unsubscribe":
-            self._subscribers.pop(client, None)
+            self._subscribers.get(client, set()).discard(ccy)
             return
         self.counters["account_subscribes"] += 1
-        self._subscribers[client] = ccy
+        self._subscribers.setdefault(client, set()).add(ccy)
         await self._snapshot(client, ccy)
 
     async def _snapshot(self, client: Client, ccy: str | None) -> None:
@@ -200,7 +201,7 @@ class AccountEndpoint:
     async def _changes(self) -> None:
         while True:
             await asyncio.sleep(1.0 / self.account.changes_per_second)
-            if not self._subscribers or not self.changing:
+            if not any(self._subscribers.values()) or not self.changing:
                 continue
             ccy = next(self._turn)
             b = self._balances[ccy]
@@ -208,9 +209,10 @@ class AccountEndpoint:
             b.cash += Decimal(step % 5 + 1) / Decimal(100)
             b.frozen = Decimal(step % 3) / Decimal(1000)
             b.u_time = max(b.u_time + 1, int(time.time() * 1000))
-            for client, wanted in list(self._subscribers.items()):
-                if wanted is None or wanted == ccy:
-                    await _send(client, self._push(wanted, "event_update", [ccy]))
+            for client, filters in list(self._subscribers.items()):
+                for wanted in list(filters):
+                    if wanted is None or wanted == ccy:
+                        await _send(client, self._push(wanted, "event_update", [ccy]))
 
     def balances_now(self) -> dict[str, tuple[str, str, str, str, int]]:
         """Per currency: (eq, cashBal, availBal, frozenBal, uTime ms) as the next push shows them."""
