@@ -8,6 +8,7 @@
     ├── BackupError          `tcpd db backup` / `restore` failed (tool missing, pg_dump, target)
     │   └── BackupKeyError   the backup cannot be decrypted: wrong key, or not a tcpd backup
     ├── ExchangeError        an exchange refused us (bad subscription, protocol error)
+    │   └── LoginRefused     a private endpoint refused our credentials: retrying cannot help
     └── FrameError           one frame could not be parsed; it is dead-lettered, not fatal
 
 Messages say what was wrong and what to do about it, and never contain a secret:
@@ -45,6 +46,13 @@ class BackupKeyError(BackupError):
 
 class ExchangeError(TcpdError):
     """The exchange answered with an error we cannot recover from by retrying."""
+
+
+class LoginRefused(ExchangeError):
+    """A venue refused the login of a private connection (wrong key, signature, passphrase,
+    or a timestamp outside its window). The collector stops with status error instead of
+    reconnecting: the same credentials would be refused again. The message names the
+    venue's code and the cause, never a credential."""
 
 
 class FrameError(TcpdError):

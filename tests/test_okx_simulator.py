@@ -170,7 +170,7 @@ async def test_invalid_request_is_answered_with_error() -> None:
 async def test_unknown_path_is_refused() -> None:
     async with simulator(total=0) as sim:
         with pytest.raises(InvalidStatus) as info:
-            async with connect(sim.base_url + "/ws/v5/private"):
+            async with connect(sim.base_url + "/ws/v5/nosuch"):
                 pass
         assert info.value.response.status_code == 404
 

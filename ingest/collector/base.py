@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from ingest.collector.callbacks import CallbackDispatcher, DataCallback
 from ingest.collector.params import CollectorParams
 from ingest.collector.stats import CollectorStatistics, health_issues, silent_since, since, wall_iso
+from ingest.errors import LoginRefused
 from ingest.model import DataType, ExchangeCollectorConfig
 from ingest.redact import redact_text
 
@@ -109,6 +110,8 @@ class BaseDataCollector(ABC):
         self.stats = CollectorStatistics()
         self._status = "stopped"
         self._should_run = False
+        # The venue refused the login (LoginRefused): the health loop does not restart it.
+        self._refused = False
         self._callbacks = CallbackDispatcher(
             self.name, params.buffer_size, params.callback_timeout, self.stats
         )
@@ -138,6 +141,7 @@ class BaseDataCollector(ABC):
         if self._collect_task is not None and not self._collect_task.done():
             return True
         self._should_run = True
+        self._refused = False
         self._status = "running"
         self.stats.started_mono = time.monotonic()
         self.stats.connected_mono = None
@@ -211,6 +215,11 @@ class BaseDataCollector(ABC):
             while isinstance(exc, ExceptionGroup) and exc.exceptions:
                 exc = exc.exceptions[0]
             self.stats.errors += 1
+            if isinstance(exc, LoginRefused):
+                # The same credentials would be refused again: no restart until start().
+                self._refused = True
+                self._set_error(str(exc))
+                return
             self._set_error(f"collector failed: {type(exc).__name__}: {exc}")
             logger.debug("%s: collect task failed", self.name, exc_info=True)
 
@@ -246,7 +255,7 @@ class BaseDataCollector(ABC):
             task = self._collect_task
             silent = since(silent_since(self.stats), now)
             if task is None or task.done():
-                if self.config.auto_restart:
+                if self.config.auto_restart and not self._refused:
                     await self._restart_collect("collect task ended")
             elif silent is not None and silent > self.params.max_silence:
                 # Backpressure is not silence: a restart would drop what the readers hold.

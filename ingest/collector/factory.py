@@ -9,8 +9,9 @@ from ingest.collector.continuity import TradeContinuity
 from ingest.collector.params import parse_params
 from ingest.collector.sink import DiscardSink, RowSink
 from ingest.collector.websocket_collector import WebSocketCollector
+from ingest.config.secrets import read_exchange_credentials
 from ingest.errors import ConfigError
-from ingest.exchanges.registry import get_adapter, supported_exchanges
+from ingest.exchanges.registry import get_adapter, get_venue, supported_exchanges
 from ingest.model import ExchangeCollectorConfig
 
 logger = logging.getLogger(__name__)
@@ -27,9 +28,11 @@ class ExchangeFactory:
     ) -> BaseDataCollector:
         """Build a collector for `config`.
 
-        Rows go to `sink`, else to `config.custom_params["sink"]`; with neither, rows
-        only reach data callbacks (a DiscardSink counts them). With `continuity`, the gaps
-        between its connections' trades are found and filled (docs/gaps.md). Raises ConfigError.
+        The venue's credentials are read from the environment (its Venue.credentials
+        names): a private data type (balance) needs them. Rows go to `sink`, else to
+        `config.custom_params["sink"]`; with neither, rows only reach data callbacks (a
+        DiscardSink counts them). With `continuity`, the gaps between its connections'
+        trades are found and filled (docs/gaps.md). Raises ConfigError.
         """
         ExchangeFactory.validate_config(config)
         params = parse_params(config.exchange, config.symbol, config.custom_params)
@@ -41,7 +44,10 @@ class ExchangeFactory:
                 f"collector {params.name}: the sink must have an async put(rows) method, "
                 f"found {type(chosen).__name__}"
             )
-        return WebSocketCollector(config, params, get_adapter(config.exchange), chosen, continuity)
+        venue = get_venue(config.exchange)
+        # None when none is set; every value read is masked in logs and errors from now on.
+        credentials = read_exchange_credentials(venue.credentials)
+        return WebSocketCollector(config, params, venue.adapter(), chosen, continuity, credentials)
 
     @staticmethod
     def create_multiple_collectors(

@@ -23,6 +23,12 @@ restart after a silence, resubscribes without touching the other members); a mem
 leaving has its unsubscribe frames sent, and the last one to leave closes the connection.
 A refused subscription is its member's error alone.
 
+A private endpoint (a Subscription with a `login`) is logged in on every connection, the
+replacement of a switch included, before any subscribe frame: the login frame is built at
+that moment (venues sign it with the current time) and its answer awaited (LOGIN_TIMEOUT).
+A refused login (LoginRefused) ends the link at once, with no reconnect: its members stop
+with status error; a login that failed otherwise is retried like a failed connect.
+
 Reconnects use jittered exponential backoff from reconnect_delay capped at
 max_reconnect_delay. After `max_reconnect_attempts` consecutive failures the link gives
 up (its members' collect tasks fail, status "error") unless auto_restart is on, in which
@@ -58,8 +64,8 @@ from ingest.collector.keepalive import keep_alive
 from ingest.collector.link_member import Dial, Member, Receiver, backoff
 from ingest.collector.params import CollectorParams
 from ingest.collector.stats import wall_iso
-from ingest.errors import ExchangeError
-from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Subscription
+from ingest.errors import ExchangeError, LoginRefused
+from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Login, Subscription
 from ingest.redact import redact_text
 from ingest.rows import Row
 from ingest.sliding_window import SlidingWindow
@@ -67,6 +73,8 @@ from ingest.sliding_window import SlidingWindow
 logger = logging.getLogger(__name__)
 
 OPEN_TIMEOUT = 10.0
+# Seconds a private endpoint has to answer the login (Subscription.login).
+LOGIN_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0
 # How long a stop lets readers finish the frames already received after the close: long
 # only when a reader waits in put() for room in a full writer queue (the database is slow).
@@ -269,13 +277,16 @@ class Link:
         error: ExchangeError | None = None
         try:
             await self._connection_loop()
-        except ExchangeError as exc:
-            error = exc
-        except Exception as exc:  # a bug must not leave members waiting forever
+        except Exception as exc:
+            # A replacement connection's login refused inside the readers' TaskGroup
+            # arrives in an ExceptionGroup.
             while isinstance(exc, ExceptionGroup) and exc.exceptions:
                 exc = exc.exceptions[0]
-            logger.error("%s: connection loop failed", self.ident, exc_info=exc)
-            error = ExchangeError(f"{self.ident}: connection loop failed: {type(exc).__name__}: {exc}")
+            if isinstance(exc, ExchangeError):
+                error = exc
+            else:  # a bug must not leave members waiting forever
+                logger.error("%s: connection loop failed", self.ident, exc_info=exc)
+                error = ExchangeError(f"{self.ident}: connection loop failed: {type(exc).__name__}: {exc}")
         finally:
             leaving = self._stopping.is_set()  # the last member is leaving: it detaches itself
             self._stopping.set()
@@ -341,7 +352,7 @@ class Link:
         gate = gate_for(self.exchange, self.url, self.params.connect_rate)
         if gate is not None:
             await self._admitted_by(gate)
-        return await self._dial(
+        ws = await self._dial(
             self.url,
             open_timeout=OPEN_TIMEOUT,
             close_timeout=CLOSE_TIMEOUT,
@@ -351,6 +362,42 @@ class Link:
             # without an extension frames take the fast scan (frame_scan.py).
             compression=None,
         )
+        login = next((m.sub.login for m in self.members if m.sub.login is not None), None)
+        if login is not None:
+            try:
+                await self._log_in(ws, login)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+                raise
+        return ws
+
+    async def _log_in(self, ws: BatchClientConnection, login: Login) -> None:
+        """Send the login frame (signed now) and wait for its answer: nothing else is sent
+        before it, so the venue sends nothing but the answer (and perhaps a notice).
+        LoginRefused when the venue refuses the credentials; a retryable failure (no answer,
+        a close, an error worth a retry) is a ConnectionError, retried like a failed connect."""
+        try:
+            await ws.send(login.frame())
+            async with asyncio.timeout(LOGIN_TIMEOUT):
+                while True:
+                    for frame in await ws.recv_batch(MAX_BATCH_FRAMES):
+                        answer = login.answer(frame)
+                        if answer is None:
+                            logger.debug("%s: frame before the login answer ignored", self.ident)
+                        elif answer.kind is ControlKind.LOGGED_IN:
+                            logger.info("%s: logged in to %s", self.ident, self.url)
+                            return
+                        elif answer.kind is ControlKind.REFUSED:
+                            raise LoginRefused(
+                                redact_text(f"login to {self.url} refused: {answer.detail}; not reconnecting")
+                            )
+                        else:
+                            raise ConnectionError(redact_text(f"login failed: {answer.detail}"))
+        except TimeoutError:
+            raise ConnectionError(f"no answer to the login within {LOGIN_TIMEOUT:.0f}s") from None
+        except ConnectionClosed as exc:
+            raise ConnectionError(redact_text(f"connection closed during the login: {exc}")) from None
 
     async def _admitted_by(self, gate: SlidingWindow) -> None:
         admitted = asyncio.ensure_future(gate.wait())

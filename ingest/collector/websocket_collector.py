@@ -26,6 +26,7 @@ from ingest.collector.link_pool import pool_for_loop
 from ingest.collector.params import CollectorParams
 from ingest.collector.sink import RowSink
 from ingest.collector.stats import silent_since, since
+from ingest.config.secrets import ExchangeCredentials
 from ingest.dead_letters import DeadLetterCap, dead_letter
 from ingest.exchanges.base import Control, ControlKind, ExchangeAdapter, Subscription
 from ingest.model import ExchangeCollectorConfig
@@ -46,15 +47,17 @@ class WebSocketCollector(BaseDataCollector):
         adapter: ExchangeAdapter,
         sink: RowSink,
         continuity: TradeContinuity | None = None,
+        credentials: ExchangeCredentials | None = None,
     ) -> None:
         super().__init__(config, params)
         self._adapter = adapter
         self._sink = sink
         self._continuity = continuity  # None: gaps are neither looked for nor filled
         self._continuity_started = False
-        # Pure computation (no I/O): fails early, with a ConfigError, on bad channels/URLs.
+        # Pure computation (no I/O): fails early, with a ConfigError, on bad channels/URLs,
+        # or on a private data type without `credentials` (the venue's, from the environment).
         self.subscriptions: list[Subscription] = adapter.subscriptions(
-            config.symbol, config.data_types, params.channels, params.urls
+            config.symbol, config.data_types, params.channels, params.urls, credentials
         )
         self._route_key = adapter.route_key(config.symbol)
         self._members: list[Member] = []

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ingest.model import DataType
 from ingest.rows import DataRow, MarketRow, TradeRow
+
+if TYPE_CHECKING:
+    from ingest.config.secrets import ExchangeCredentials
 
 
 class ControlKind(Enum):
@@ -24,6 +27,10 @@ class ControlKind(Enum):
     PONG = "pong"  # answer to our application-level ping
     RECONNECT_SOON = "reconnect_soon"  # the exchange announced it will close this connection
     INFO = "info"  # anything else worth logging, nothing to do
+    LOGGED_IN = "logged_in"  # the venue accepted the connection's login (Subscription.login)
+    # The venue refused the login for a reason retrying cannot fix (a wrong key, signature,
+    # passphrase, a stale timestamp): the members of that connection stop with an error.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,24 @@ class Control:
     # The id of the request this answers, when the venue echoes one (Binance's "id"): a
     # shared connection gives the answer to the pair whose request it was.
     request_id: str | None = None
+
+
+class Login(Protocol):
+    """How a private endpoint admits a connection: one frame sent right after connecting,
+    built at that moment (a venue signs it with the current time), and the venue's answer,
+    awaited before any subscribe frame is sent. Done again on every (re)connect.
+
+    Implementations hold credentials: their repr must not show them."""
+
+    def frame(self) -> str:
+        """The login frame, built and signed now."""
+        ...
+
+    def answer(self, frame: bytes) -> Control | None:
+        """What a received frame says about the login: LOGGED_IN, REFUSED (fatal: the
+        credentials or the clock are wrong), ERROR (worth a retry, like a failed connect),
+        or None when the frame is not the login's answer."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +77,7 @@ class Subscription:
     streams: int = 1
     unsubscribe: tuple[str, ...] = ()
     request_ids: tuple[str, ...] = ()
+    login: Login | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +154,10 @@ class ExchangeAdapter(Protocol):
         data_types: Sequence[DataType],
         channels: Mapping[str, str],
         urls: Mapping[str, str],
+        credentials: ExchangeCredentials | None = None,
     ) -> list[Subscription]:
-        """Return the connections to open for one symbol; raise ConfigError on bad settings."""
+        """Return the connections to open for one symbol; raise ConfigError on bad settings
+        (a data type that needs a login without `credentials` among them)."""
         ...
 
     def parse(self, frame: str | bytes, store_raw_data: bool) -> FrameResult:

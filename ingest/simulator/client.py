@@ -14,6 +14,7 @@ class Client:
         self.conn_id = conn_id
         self.path = path
         self.closing = False
+        self.logged_in = False  # /ws/v5/private: a login was accepted on this connection
         self.streams: set[tuple[str, str]] = set()
 
     def writable(self) -> bool:

@@ -1,7 +1,8 @@
 """OkxSimulator: a local OKX v5 WebSocket server for tests, benchmarks and offline use.
 
-It answers subscribe/unsubscribe and "ping" like OKX, serves /ws/v5/public and
-/ws/v5/business, and streams pre-built frames from generated trades or a recording.
+It answers subscribe/unsubscribe and "ping" like OKX, serves /ws/v5/public, /ws/v5/business
+and /ws/v5/private (login, balances: ingest.simulator.account), and streams pre-built
+frames from generated trades or a recording.
 Subscribed books5/tickers without a recording get generated pushes around the last trade
 price (ingest.simulator.feed). Fault controls: idle close (4004), notice 64008 then close,
 forced disconnect, malformed frames, ignored pings. Every trade (and, with record=True,
@@ -32,6 +33,7 @@ from websockets.http11 import Request, Response
 from ingest.errors import ConfigError
 from ingest.exchanges.okx.channels import CANDLE_CHANNELS, PUBLIC_CHANNELS
 from ingest.simulator import wire
+from ingest.simulator.account import AccountEndpoint, SimulatedAccount
 from ingest.simulator.client import Client
 from ingest.simulator.feed import QUOTE_CHANNELS, QuoteFeed, SentQuote, log_feed_failure
 from ingest.simulator.generator import TRADE_CHANNELS, TradeGenerator
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 PUBLIC_PATH = "/ws/v5/public"
 BUSINESS_PATH = "/ws/v5/business"
+PRIVATE_PATH = "/ws/v5/private"
 IDLE_CLOSE_CODE = 4004
 NOTICE_RECONNECT = "64008"
 DEFAULT_LAST_TRADE = ("64000.0", "0.001")
@@ -78,6 +81,9 @@ class OkxSimulator:
         self.instruments = InstrumentsEndpoint(self.settings.symbols + self.settings.extra_symbols)
         # REST: the trade history the streams publish (GET /api/v5/market/[history-]trades).
         self.history = TradeHistoryEndpoint(self.settings, self._trade_stream)
+        # /ws/v5/private: without a configured account, no key is valid.
+        account = self.settings.account or SimulatedAccount("", "", "", balances=(), changes_per_second=0)
+        self.account = AccountEndpoint(account, self.counters)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -128,6 +134,7 @@ class OkxSimulator:
                 f"simulator cannot listen on {s.host}:{s.port}: {exc.strerror}; choose another port"
             ) from None
         self._pump_task = asyncio.create_task(self._pump.run(), name="okx-simulator-pump")
+        self.account.start()
         self._pump_task.add_done_callback(log_pump_failure)
         logger.info("OKX simulator listening on %s", self.base_url)
 
@@ -138,6 +145,7 @@ class OkxSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
             self._pump_task = None
+        await self.account.stop()
         if self._server is not None:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
@@ -183,9 +191,14 @@ class OkxSimulator:
         return self.base_url + BUSINESS_PATH
 
     @property
+    def private_url(self) -> str:
+        """The /ws/v5/private URL (login, balances)."""
+        return self.base_url + PRIVATE_PATH
+
+    @property
     def urls(self) -> dict[str, str]:
-        """{"public": ..., "business": ...}, as the OKX adapter expects."""
-        return {"public": self.url, "business": self.business_url}
+        """{"public": ..., "business": ..., "private": ...}, as the OKX adapter expects."""
+        return {"public": self.url, "business": self.business_url, "private": self.private_url}
 
     @property
     def open_connections(self) -> int:
@@ -248,7 +261,7 @@ class OkxSimulator:
     # -- connections -------------------------------------------------------------
 
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
-        if request.path in (PUBLIC_PATH, BUSINESS_PATH):
+        if request.path in (PUBLIC_PATH, BUSINESS_PATH, PRIVATE_PATH):
             if time.monotonic() < self._refuse_until:
                 self.counters["refused_connections"] += 1
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "simulated network outage\n")
@@ -257,12 +270,16 @@ class OkxSimulator:
             return self.instruments.respond(request)
         if self.history.handles(request):
             return self.history.respond(request)
-        return connection.respond(HTTPStatus.NOT_FOUND, "use /ws/v5/public or /ws/v5/business\n")
+        return connection.respond(
+            HTTPStatus.NOT_FOUND, "use /ws/v5/public, /ws/v5/business or /ws/v5/private\n"
+        )
 
     async def _handle(self, ws: ServerConnection) -> None:
         client = Client(ws, f"{next(self._conn_ids):08x}", ws.request.path if ws.request else "")
         self._clients.add(client)
         self.counters["connections"] += 1
+        if client.path == PRIVATE_PATH:
+            self.counters["private_connections"] += 1
         try:
             while True:
                 try:
@@ -280,6 +297,7 @@ class OkxSimulator:
         finally:
             client.closing = True
             self._clients.discard(client)
+            self.account.drop(client)
             await self._stop_feed(client)
             for key in client.streams:
                 subs = self._subscribers.get(key, [])
@@ -297,10 +315,14 @@ class OkxSimulator:
             request = orjson.loads(text)
             op = request["op"]
             args = request["args"]
+            if op == "login" and client.path == PRIVATE_PATH:
+                await self.account.login(client, args)
+                return
             if op not in ("subscribe", "unsubscribe") or not isinstance(args, list):
                 raise ValueError(op)
         except (ValueError, KeyError, TypeError):
-            await self._error(client, "60012", f"Invalid request: {text[:100]}")
+            # Not the text: a refused login frame would be echoed with its credentials.
+            await self._error(client, "60012", "Invalid request")
             return
         for arg in args:
             await self._on_arg(client, op, arg)
@@ -310,6 +332,9 @@ class OkxSimulator:
             await self._error(client, "60012", f"Invalid request: {arg!r:.100}")
             return
         channel, inst_id = arg["channel"], str(arg.get("instId", ""))
+        if channel == "account" and client.path == PRIVATE_PATH:
+            await self.account.subscribe(client, op, arg)
+            return
         problem = self._refusal(client.path, channel, inst_id)
         if problem is not None:
             await self._error(client, *problem)
@@ -338,6 +363,8 @@ class OkxSimulator:
 
     def _refusal(self, path: str, channel: str, inst_id: str) -> tuple[str, str] | None:
         where = f"channel:{channel},instId:{inst_id}"
+        if path == PRIVATE_PATH:
+            return "60018", f"Wrong URL or {where} doesn't exist. Please use the correct URL."
         if channel in CANDLE_CHANNELS or channel == "trades-all":
             if path != BUSINESS_PATH:
                 return "60018", f"Wrong URL or {where} doesn't exist. Please use the correct URL."

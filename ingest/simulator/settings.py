@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.simulator.account import SimulatedAccount
+
 
 @dataclass(frozen=True, slots=True)
 class SimulatorSettings:
@@ -50,3 +52,6 @@ class SimulatorSettings:
     # OKX's limits per IP: 20 requests per 2 s for history-trades, 100 per 2 s for trades.
     history_requests_per_2s: int = 20
     trades_requests_per_2s: int = 100
+    # /ws/v5/private: the test account (credentials, balances); None: the endpoint refuses
+    # every login with 60005.
+    account: SimulatedAccount | None = None

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
+from ingest.config.secrets import ExchangeCredentials
 from ingest.errors import FrameError
 from ingest.exchanges.base import Control, FrameResult, Keepalive, ParsedBatch, Subscription
 from ingest.exchanges.binance import routing
@@ -91,8 +92,10 @@ class BinanceAdapter:
         data_types: Sequence[DataType],
         channels: Mapping[str, str],
         urls: Mapping[str, str],
+        credentials: ExchangeCredentials | None = None,
     ) -> list[Subscription]:
-        """One Subscription for `symbol`: <urls["public"]>/stream and one SUBSCRIBE frame."""
+        """One Subscription for `symbol`: <urls["public"]>/stream and one SUBSCRIBE frame
+        (public streams only: `credentials` are not used)."""
         return build_subscriptions(symbol, data_types, channels, urls)
 
     def parse(self, frame: str | bytes, store_raw_data: bool) -> FrameResult:

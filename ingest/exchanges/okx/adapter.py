@@ -1,4 +1,4 @@
-"""OkxAdapter: the ExchangeAdapter for OKX v5 public market data."""
+"""OkxAdapter: the ExchangeAdapter for OKX v5 market data and account balances."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
+from ingest.config.secrets import ExchangeCredentials
 from ingest.errors import FrameError
 from ingest.exchanges.base import Control, FrameResult, Keepalive, ParsedBatch, Subscription
 from ingest.exchanges.okx import routing
@@ -60,9 +61,11 @@ class OkxAdapter:
         data_types: Sequence[DataType],
         channels: Mapping[str, str],
         urls: Mapping[str, str],
+        credentials: ExchangeCredentials | None = None,
     ) -> list[Subscription]:
-        """Subscriptions for `symbol`: /public for trades, books, tickers; /business for candles."""
-        return build_subscriptions(symbol, data_types, channels, urls)
+        """Subscriptions for `symbol`: /public for trades, books, tickers; /business for
+        candles; /private, logged in with `credentials`, for an `account` pair's balances."""
+        return build_subscriptions(symbol, data_types, channels, urls, credentials)
 
     def parse(self, frame: str | bytes, store_raw_data: bool) -> FrameResult:
         """Parse one received frame; raise FrameError(reason) when it is malformed."""

@@ -1,5 +1,6 @@
 """Which OKX v5 channel carries which data type, and which endpoint serves it.
 
+The private `account` channel (balances) exists only on /ws/v5/private, after a login.
 Candle channels and trades-all exist only on /ws/v5/business; trades, books5 and tickers on
 /ws/v5/public. Subscribing to a candle channel on /public is answered with error 60018.
 
@@ -23,6 +24,7 @@ CONFIG_KEYS: dict[DataType, str] = {
     DataType.ORDERBOOK: "orderbook",
     DataType.TICKER: "ticker",
     DataType.CANDLE: "candle",
+    DataType.BALANCE: "balance",
 }
 
 DEFAULT_CHANNELS: dict[DataType, str] = {
@@ -30,6 +32,7 @@ DEFAULT_CHANNELS: dict[DataType, str] = {
     DataType.ORDERBOOK: "books5",
     DataType.TICKER: "tickers",
     DataType.CANDLE: "candle1m",
+    DataType.BALANCE: "account",
 }
 
 # OKX candle bar sizes; the `utc` variants align day-or-longer buckets on UTC midnight
@@ -51,10 +54,13 @@ ALLOWED_CHANNELS: dict[DataType, frozenset[str]] = {
     DataType.ORDERBOOK: frozenset({"books5"}),
     DataType.TICKER: frozenset({"tickers"}),
     DataType.CANDLE: frozenset(CANDLE_CHANNELS),
+    DataType.BALANCE: frozenset({"account"}),
 }
 
 PUBLIC_URL_KEY = "public"
 BUSINESS_URL_KEY = "business"
+# /ws/v5/private: the account channel, after a login (ingest.exchanges.okx.login).
+PRIVATE_URL_KEY = "private"
 
 
 BUSINESS_CHANNELS: frozenset[str] = frozenset({"trades-all", *CANDLE_CHANNELS})

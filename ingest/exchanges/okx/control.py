@@ -17,7 +17,12 @@ def _arg_text(msg: dict[str, Any]) -> str:
     arg = msg.get("arg")
     if type(arg) is not dict:
         return "?"
-    return f"{arg.get('channel', '?')}:{arg.get('instId', arg.get('instType', '?'))}"
+    channel = arg.get("channel", "?")
+    # An instrument's channel names its instId; account a currency, or none (every currency).
+    target = arg.get("instId", arg.get("instType", arg.get("ccy")))
+    if target is None:
+        return f"{channel} (every currency)" if channel == "account" else f"{channel}:?"
+    return f"{channel}:{target}"
 
 
 def _subscribe(msg: dict[str, Any]) -> Control:
@@ -44,7 +49,13 @@ def _conn_count(msg: dict[str, Any]) -> Control:
     )
 
 
+def _login(msg: dict[str, Any]) -> Control:
+    # The link awaits the login's answer itself (OkxLogin); one arriving later is news only.
+    return Control(ControlKind.INFO, f"login answer {msg.get('code', '?')}")
+
+
 EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], Control]] = {
+    "login": _login,
     "subscribe": _subscribe,
     "unsubscribe": _unsubscribe,
     "error": _error,

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from ingest.errors import FrameError
+from ingest.exchanges.okx.account import account
 from ingest.exchanges.okx.channels import CANDLE_CHANNELS, EXCHANGE
 from ingest.exchanges.okx.fields import (
     MAX_INT_DIGITS,
@@ -283,6 +284,7 @@ def build_handlers() -> dict[str, Handler]:
         "trades-all": trades,
         "books5": books5,
         "tickers": tickers,
+        "account": account,
     }
     for channel, interval in CANDLE_CHANNELS.items():
         handlers[channel] = partial(candles, interval)

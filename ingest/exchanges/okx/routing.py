@@ -3,12 +3,14 @@
 Every OKX push names its instrument in `arg`: {"arg":{"channel":"trades","instId":"BTC-USDT"},
 "data":[...]}, and so do subscribe acknowledgements. An error names it, if at all, in its
 message text ("Wrong URL or channel:trades,instId:FOO-BAR doesn't exist"). The route key is
-the instId as bytes, which is the symbol as configured and stored.
+the instId as bytes, which is the symbol as configured and stored. An `account` push names
+no instrument: its key is the config symbol of its pair, `account` or `account:<CCY>`.
 """
 
 from __future__ import annotations
 
 from ingest.exchanges.fields_common import MAX_SYMBOL_CHARS, json_object
+from ingest.exchanges.okx.account import CHANNEL, account_route
 
 _INST_ID = b'"instId":"'
 _IN_TEXT = b"instId:"
@@ -42,6 +44,8 @@ def _parsed_route(frame: bytes) -> bytes | None:
     arg = msg.get("arg")
     if type(arg) is dict and type(arg.get("instId")) is str:
         return str(arg["instId"]).encode()
+    if type(arg) is dict and arg.get("channel") == CHANNEL:
+        return account_route(arg)  # balances: rare frames, parsed
     text = msg.get("msg")
     if type(text) is str:
         raw = text.encode()

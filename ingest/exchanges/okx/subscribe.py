@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
+from ingest.config.secrets import ExchangeCredentials
 from ingest.errors import ConfigError
 from ingest.exchanges.base import Combined, Subscription
+from ingest.exchanges.okx.account import account_subscription, is_account_symbol
 from ingest.exchanges.okx.channels import (
     ALLOWED_CHANNELS,
     BUSINESS_URL_KEY,
@@ -30,8 +32,12 @@ def resolve_channel(data_type: DataType, channels: Mapping[str, str]) -> str:
     if key is None:
         supported = ", ".join(d.value for d in CONFIG_KEYS)
         raise ConfigError(
-            f"data type {data_type.value!r} is not supported for okx public collection "
-            f"(balance needs a login); supported data types: {supported}"
+            f"data type {data_type.value!r} is not supported for okx; supported data types: {supported}"
+        )
+    if data_type is DataType.BALANCE:
+        raise ConfigError(
+            "okx data type 'balance' belongs to a trading pair with the symbol 'account' "
+            "(every currency) or 'account:<CCY>' (one currency): balances are per account, not per instrument"
         )
     channel = channels.get(key, DEFAULT_CHANNELS[data_type])
     if channel not in ALLOWED_CHANNELS[data_type]:
@@ -77,10 +83,14 @@ def build_subscriptions(
     data_types: Sequence[DataType],
     channels: Mapping[str, str],
     urls: Mapping[str, str],
+    credentials: ExchangeCredentials | None = None,
 ) -> list[Subscription]:
-    """One Subscription per endpoint needed by `data_types` for `symbol`."""
+    """One Subscription per endpoint needed by `data_types` for `symbol`; an `account`
+    pair's balances: the /ws/v5/private subscription, logged in with `credentials`."""
     if not symbol:
         raise ConfigError("okx trading pair has an empty symbol; use an instId such as BTC-USDT")
+    if is_account_symbol(symbol):
+        return [account_subscription(symbol, data_types, urls, credentials)]
     known_keys = set(CONFIG_KEYS.values())
     unknown = sorted(set(channels) - known_keys)
     if unknown:
