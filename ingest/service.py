@@ -47,9 +47,8 @@ from ingest.storage.candle_refresh import CandleRefresher
 from ingest.storage.dead_letter_retention import DeadLetterRetention
 
 if TYPE_CHECKING:
-    from prometheus_client import Histogram
-
     from ingest.instruments.refresher import InstrumentRefresher
+    from ingest.metrics.commits import CommitMetrics
     from ingest.metrics.endpoints import Endpoints
 
 logger = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ class IngestService:
             database.database.conninfo(), database.candles.refresh_interval
         )
         self._endpoints: Endpoints | None = None
-        self._commit_seconds: Histogram | None = None
+        self._commit_metrics: CommitMetrics | None = None
         self._stop_requested = asyncio.Event()
         self._closing = asyncio.Event()  # set when stop() begins: ends the status loop
         self._force = asyncio.Event()  # a second signal: cut the remaining stop steps short
@@ -156,8 +155,8 @@ class IngestService:
             self._manager.add_collector(collector)
         await writer.start()
         self._writer = writer
-        if self._commit_seconds is not None:
-            writer.on_commit = self._commit_seconds.observe
+        if self._commit_metrics is not None:
+            writer.on_commit = self._commit_metrics.batch_committed
         for filler in self._fillers.values():
             await filler.start()
         await self._manager.start()
@@ -187,8 +186,10 @@ class IngestService:
         from ingest.metrics.endpoints import Endpoints
         from ingest.metrics.exporter import service_registry
 
-        registry, self._commit_seconds = service_registry(
-            self._manager.collectors, lambda: None if self._writer is None else self._writer.stats()
+        registry, self._commit_metrics = service_registry(
+            self._manager.collectors,
+            lambda: None if self._writer is None else self._writer.stats(),
+            lambda: {exchange: filler.stats for exchange, filler in self._fillers.items()},
         )
         endpoints = Endpoints(http.host, http.port, registry, self.readiness)
         try:

@@ -21,6 +21,7 @@ from ingest.collector.link_pool import pool_for_loop
 from ingest.collector.websocket_collector import WebSocketCollector
 from ingest.exchanges.okx.history import OkxTradeHistory
 from ingest.history.gapfill import REASON_HORIZON, REASON_RECONNECT, REASON_RESTART, GapFiller
+from ingest.metrics.exporter import service_registry
 from ingest.simulator import OkxSimulator
 from ingest.storage import CopyWriter
 from tests.collector_support import collector_for, simulator, wait_for
@@ -140,6 +141,14 @@ async def test_a_ten_second_outage_is_filled_from_rest_exactly_once(migrated_db_
     assert int(before_id) - int(after) - 1 == rows_filled >= RATE * 9  # the whole outage came from REST
     assert ids[0] < int(after) < int(before_id) < ids[-1]
     assert sim.history.rate_limited == 0  # the pacer kept under OKX's limit
+    # /metrics says the same as ingest_gaps
+    registry, _commits = service_registry(lambda: [collector], writer.stats, lambda: {"okx": filler.stats})
+    okx = {"exchange": "okx"}
+    assert registry.get_sample_value("tcpd_gaps_found_total", okx) == 1
+    assert registry.get_sample_value("tcpd_gaps_filled_total", okx) == 1
+    assert registry.get_sample_value("tcpd_gaps_left_open_total", okx) == 0
+    assert registry.get_sample_value("tcpd_gaps_filling", okx) == 0
+    assert registry.get_sample_value("tcpd_rows_backfilled_total", okx) == rows_filled
 
 
 async def test_a_restart_fills_from_the_last_stored_trade(migrated_db_dsn: str) -> None:

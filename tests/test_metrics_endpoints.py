@@ -79,6 +79,10 @@ async def test_metrics_count_what_was_committed_and_readyz_follows_the_database(
             assert received == [1500, 1500]
             assert got[("tcpd_writer_queue_capacity_rows", ())] > 0
             assert got[("tcpd_batch_commit_seconds_count", ())] >= 1
+            # every trade's exchange-time-to-commit latency, each well within 10 s here
+            okx = (("exchange", "okx"),)
+            assert got[("tcpd_trade_commit_latency_seconds_count", okx)] == 3000
+            assert got[("tcpd_trade_commit_latency_seconds_bucket", (*okx, ("le", "10.0")))] == 3000
             assert got[("tcpd_database_outage_seconds", ())] == 0
             assert (await asyncio.to_thread(get, port, "/healthz"))[0] == 200
             status, body = await asyncio.to_thread(get, port, "/readyz")

@@ -119,6 +119,7 @@ class FillStats:
     gaps_found: int = 0
     gaps_filled: int = 0
     gaps_left_open: int = 0
+    gaps_filling: int = 0  # being filled right now
     trades_filled: int = 0
     rest_requests: int = 0
     last_error: str | None = None
@@ -254,12 +255,14 @@ class GapFiller:
         """Fill `gap`; the hold is released once the gap is filled or recorded as open, not
         when the service stops meanwhile (the last watermark written stays below the hole)."""
         self._filling.add(gap.gap_id)
+        self.stats.gaps_filling = len(self._filling)
         try:
             if record:
                 await self._db(lambda conn: record_gaps(conn, [gap]), "recording a gap")
             await self._fill_recorded(gap)
         finally:
             self._filling.discard(gap.gap_id)
+            self.stats.gaps_filling = len(self._filling)
         if hold is not None:
             self._sink.release(hold)
 

@@ -8,14 +8,16 @@ in _total, times are seconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ingest.collector.base import BaseDataCollector
+from ingest.history.gapfill import FillStats
+from ingest.metrics.commits import CommitMetrics
 
 PAIR = ["exchange", "symbol"]
 # Collector statistics exported as counters: (metric name, help, CollectorStatistics field).
@@ -30,8 +32,14 @@ _PAIR_COUNTERS = (
      "dead_letters_dropped"),
     ("tcpd_callbacks_dropped", "Data points not handed to slow callbacks", "callback_dropped"),
 )  # fmt: skip
-# Commit times of a batch: sub-millisecond COPY to a slow database's seconds.
-COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Gap filler statistics exported per exchange as counters: (metric name, help, FillStats field).
+_GAP_FAMILIES = (
+    ("tcpd_gaps_found", "Holes in the trade history found by this process", "gaps_found"),
+    ("tcpd_gaps_filled", "Gaps filled completely from REST history", "gaps_filled"),
+    ("tcpd_gaps_left_open", "Gaps (or their remainders) recorded as not fillable", "gaps_left_open"),
+    ("tcpd_rows_backfilled", "Trades put from REST history into gaps", "trades_filled"),
+    ("tcpd_rest_requests", "REST history requests made to fill gaps", "rest_requests"),
+)  # fmt: skip
 
 
 class ServiceMetrics(Collector):
@@ -41,9 +49,11 @@ class ServiceMetrics(Collector):
         self,
         collectors: Callable[[], Sequence[BaseDataCollector]],
         writer_stats: Callable[[], dict[str, Any] | None],
+        gap_fills: Callable[[], Mapping[str, FillStats]],
     ) -> None:
         self._collectors = collectors
         self._writer_stats = writer_stats
+        self._gap_fills = gap_fills
 
     def collect(self) -> Iterator[Metric]:
         collectors = self._collectors()
@@ -67,6 +77,19 @@ class ServiceMetrics(Collector):
         stats = self._writer_stats()
         if stats is not None:
             yield from _writer_metrics(stats)
+        yield from _gap_metrics(self._gap_fills())
+
+
+def _gap_metrics(fills: Mapping[str, FillStats]) -> Iterator[Metric]:
+    for name, help_text, field in _GAP_FAMILIES:
+        family = CounterMetricFamily(name, help_text, labels=["exchange"])
+        for exchange, stats in sorted(fills.items()):
+            family.add_metric([exchange], getattr(stats, field))
+        yield family
+    filling = GaugeMetricFamily("tcpd_gaps_filling", "Gaps being filled right now", labels=["exchange"])
+    for exchange, stats in sorted(fills.items()):
+        filling.add_metric([exchange], stats.gaps_filling)
+    yield filling
 
 
 def _writer_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
@@ -103,14 +126,12 @@ def _writer_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
 def service_registry(
     collectors: Callable[[], Sequence[BaseDataCollector]],
     writer_stats: Callable[[], dict[str, Any] | None],
-) -> tuple[CollectorRegistry, Histogram]:
-    """A registry of the service's metrics, and the batch commit histogram to observe."""
+    gap_fills: Callable[[], Mapping[str, FillStats]],
+) -> tuple[CollectorRegistry, CommitMetrics]:
+    """A registry of the service's metrics, and the per-batch metrics for the writer to feed
+    (CopyWriter.on_commit = commits.batch_committed)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceMetrics(collectors, writer_stats))
-    commit = Histogram(
-        "tcpd_batch_commit_seconds",
-        "Seconds a committed batch's successful try took",
-        buckets=COMMIT_BUCKETS,
-        registry=registry,
-    )
-    return registry, commit
+    registry.register(ServiceMetrics(collectors, writer_stats, gap_fills))
+    commits = CommitMetrics()
+    registry.register(commits)
+    return registry, commits

@@ -182,8 +182,8 @@ class CopyWriter:
         self.watermarks = Watermarks()
         self._watermark_task: asyncio.Task[None] | None = None
         self._recycler: asyncio.Task[None] | None = None
-        # Called with the seconds each committed batch's successful try took (metrics).
-        self.on_commit: Callable[[float], None] | None = None
+        # Called with each committed batch: its successful try's seconds and its rows (metrics).
+        self.on_commit: Callable[[float, Sequence[Row]], None] | None = None
         self._watermark_cost = 0.0  # seconds the last computation of the watermarks took
         self._in_flight: dict[int, Sequence[Row]] = {}  # taken or waiting rows, by id (watermarks)
 
@@ -460,12 +460,14 @@ class CopyWriter:
                             logger.info("batch of %d rows had committed before the error", len(rows))
                             c = batch.counts
                             self._count(Written(c["trades"], c["market"], c["dead_letters"], 0))
+                            if self.on_commit is not None:
+                                self.on_commit(time.monotonic() - attempt_started, rows)
                             return
                         batch.xid = None
                     written = await write_batch(conn, self._st, batch)
                 self._count(written)
                 if self.on_commit is not None:
-                    self.on_commit(time.monotonic() - attempt_started)
+                    self.on_commit(time.monotonic() - attempt_started, rows)
                 return
             except TimeoutError:
                 # Hung (a half-open connection, a stuck proxy): never reuse that connection.
