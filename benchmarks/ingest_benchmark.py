@@ -382,7 +382,10 @@ def _code() -> str:
         ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
         capture_output=True, text=True, check=False,
     ).stdout.strip()  # fmt: skip
-    return f"{where} at {head[:100]}{' (+ uncommitted changes)' if dirty else ''}"
+    # This process migrates the databases with its own `ingest` (ingest_db): the same tree?
+    own = getattr(sys.modules.get("ingest"), "__file__", "?")
+    mixed = "" if own == where else f"; this script migrates with {own} (set PYTHONPATH={ROOT})"
+    return f"{where} at {head[:100]}{' (+ uncommitted changes)' if dirty else ''}{mixed}"
 
 
 def main(argv: list[str] | None = None) -> int:
