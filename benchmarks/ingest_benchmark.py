@@ -121,7 +121,7 @@ def run_throughput(dsn: str, a: argparse.Namespace) -> dict[str, Any]:
                 1,
                 partial(
                     throughput, dsn, tpm=1, total=a.trades_1, timeout=a.timeout, exchange=ex,
-                    metrics=m == "on",
+                    metrics=m == "on", scrape_interval=a.scrape_interval,
                 ),
             )  # fmt: skip
         if "okx" in a.exchanges and "10" in a.throughput:
@@ -335,7 +335,8 @@ def _add_scrapes(
 ) -> None:
     """The scraper's figures, for runs with the /metrics endpoint on."""
     if runs and runs[0].get("metrics") == "on":
-        add(f"{name}: /metrics scrapes in the window (1/s)", runs, "scrapes_in_window", ",.0f", ">= 1")
+        every = f"1/{runs[0].get('scrape_interval', 1.0):g}s"
+        add(f"{name}: /metrics scrapes in the window ({every})", runs, "scrapes_in_window", ",.0f", ">= 1")
         add(f"{name}: /metrics scrape, ms", runs, "scrape_ms_median", ".1f", "")
         add(f"{name}: /metrics scrape failures", runs, "scrape_failures", ",.0f", "0")
 
@@ -419,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--overload-trades", type=int, default=400_000)
     p.add_argument("--overload-batch", type=int, default=50, help="writer batch_max_rows when overloaded")
+    p.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=1.0,
+        help="seconds between two GETs of /metrics with --metrics on (Prometheus' usual: 15)",
+    )
     p.add_argument("--steady-rate", type=float, default=10_000.0)
     p.add_argument("--steady-collectors", default="1,10", help="collectors (symbols) of the steady runs")
     p.add_argument(
@@ -447,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     if "off" not in a.metrics or set(a.metrics) - {"off", "on"}:
         p.error("--metrics takes off or off,on (off is the reference of every ratio)")
     a.steady_collectors = [int(x) for x in a.steady_collectors.split(",") if x.strip()]
+    if a.scrape_interval <= 0:
+        p.error("--scrape-interval takes seconds > 0 (a run with the endpoint on must be scraped)")
     a.throughput = {x.strip() for x in a.throughput.split(",") if x.strip()}
     if a.throughput - {"1", "10", "limits"}:
         p.error("--throughput takes a subset of 1,10,limits")
@@ -480,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"steady {n} {ex}{', metrics on' if m == 'on' else ''} (repetition {i + 1}/{a.reps})",
                         1,
                         partial(steady, a.dsn, n_symbols=n, rate=a.steady_rate, warmup=3.0,
-                                window=a.steady_window, exchange=ex, metrics=m == "on"),
+                                window=a.steady_window, exchange=ex, metrics=m == "on",
+                                scrape_interval=a.scrape_interval),
                     )  # fmt: skip
             for ex in a.exchanges:
                 if ex != "okx" and "okx" in a.exchanges:

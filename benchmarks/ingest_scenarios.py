@@ -64,9 +64,10 @@ class Run:
         fresh_ts: bool = False,
         exchange: str = "okx",
         metrics: bool = False,
+        scrape_interval: float = 1.0,
     ) -> None:
         self.admin_dsn, self.name, self.syms = admin_dsn, name, syms
-        self.metrics = metrics
+        self.metrics, self.scrape_interval = metrics, scrape_interval
         self.total, self.tpm, self.exchange = total, tpm, exchange
         self._db = fresh_database(admin_dsn, name)
         self._tmp = tempfile.TemporaryDirectory(prefix=f"tcpd_bench_{name}_")
@@ -103,7 +104,7 @@ class Run:
         started = time.time()
         self.col.start()
         if self.metrics:
-            self.scraper = MetricsScraper(self.workdir / "collector.log")
+            self.scraper = MetricsScraper(self.workdir / "collector.log", self.scrape_interval)
             self.scraper.start()
         return started
 
@@ -113,7 +114,7 @@ class Run:
         Raises BenchError when the endpoint was on and nothing scraped it inside the window."""
         if self.scraper is None:
             return {"metrics": "on" if self.metrics else "off"}
-        figures = {"metrics": "on", **self.scraper.figures(t0, t1)}
+        figures = {"metrics": "on", "scrape_interval": self.scrape_interval, **self.scraper.figures(t0, t1)}
         if not figures["scrapes_in_window"]:
             raise BenchError(
                 f"{self.name}: /metrics on but scraped {figures['scrapes']} times, none in the measured "
@@ -197,6 +198,7 @@ def throughput(
     store_raw_data: bool = False,
     exchange: str = "okx",
     metrics: bool = False,
+    scrape_interval: float = 1.0,
 ) -> dict[str, Any]:
     """Full speed, one symbol. Throughput = trades / (last commit - first batch start).
 
@@ -214,6 +216,7 @@ def throughput(
         store_raw_data=store_raw_data,
         exchange=exchange,
         metrics=metrics,
+        scrape_interval=scrape_interval,
     ) as run:
         assert run.col is not None
         sim_cpu0 = cpu_seconds(run.sim.pid)  # frames are built already
@@ -320,7 +323,7 @@ def overload(admin_dsn: str, *, total: int, batch_rows: int, timeout: float) -> 
 
 def steady(
     admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window: float, exchange: str = "okx",
-    metrics: bool = False,
+    metrics: bool = False, scrape_interval: float = 1.0,
 ) -> dict[str, Any]:  # fmt: skip
     """Paced at `rate` trades/s over `n_symbols` collectors: CPU per trade and RSS over a window."""
     syms = symbols(n_symbols, exchange)
@@ -328,7 +331,15 @@ def steady(
     total -= total % n_symbols
     name = f"steady{n_symbols}{'' if exchange == 'okx' else exchange}"
     with Run(
-        admin_dsn, name, syms=syms, rate=rate, tpm=1, total=total, exchange=exchange, metrics=metrics
+        admin_dsn,
+        name,
+        syms=syms,
+        rate=rate,
+        tpm=1,
+        total=total,
+        exchange=exchange,
+        metrics=metrics,
+        scrape_interval=scrape_interval,
     ) as run:
         assert run.col is not None
         run.start_collector()
