@@ -11,6 +11,8 @@ stored exactly once with its values. See benchmarks/README.md and docs/performan
     # Binance beside OKX, interleaved per repetition (paired binance:okx ratios):
     .venv/bin/python benchmarks/ingest_benchmark.py --dsn ... --only throughput,steady \\
         --exchanges okx,binance
+    # the /metrics endpoint off and on (scraped every second), interleaved (paired on:off ratios):
+    .venv/bin/python benchmarks/ingest_benchmark.py --dsn ... --only throughput,steady --metrics off,on
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest_db import describe, server_settings
-from ingest_procs import VENUES
+from ingest_procs import ROOT, VENUES
 from ingest_scenarios import latency, limits, overload, steady, throughput
 
 ALL = ("throughput", "overload", "steady", "latency")
@@ -45,27 +48,37 @@ PAIRED = (
 )
 
 
-def venue_key(base: str, exchange: str) -> str:
+METRICS_ON = "+metrics"  # suffix of the keys of runs with the /metrics endpoint on
+
+
+def venue_key(base: str, exchange: str, metrics: str = "off") -> str:
     """Where a venue's runs are kept: OKX under the historical keys ("1", "steady1"),
-    another venue under "<key>-<venue>" ("1-binance", "steady1-binance")."""
-    return base if exchange == "okx" else f"{base}-{exchange}"
+    another venue under "<key>-<venue>" ("1-binance", "steady1-binance"); runs with the
+    /metrics endpoint on under the same key + "+metrics" ("1+metrics", "steady1-binance+metrics")."""
+    key = base if exchange == "okx" else f"{base}-{exchange}"
+    return key + METRICS_ON if metrics == "on" else key
 
 
-def _venue_order(exchanges: list[str], repetition: int) -> list[str]:
-    """The venues in turn, the order reversed every other repetition so neither always goes first."""
-    return exchanges if repetition % 2 == 0 else exchanges[::-1]
+def split_key(key: str) -> tuple[str, str, str]:
+    """venue_key's inverse: "steady10-binance+metrics" -> ("steady10", "binance", "on")."""
+    metrics = "on" if key.endswith(METRICS_ON) else "off"
+    base, _, venue = key.removesuffix(METRICS_ON).partition("-")
+    return base, venue or "okx", metrics
 
 
-def paired_ratios(
-    a: list[dict[str, Any]], b: list[dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
+def _variants(exchanges: list[str], metrics: list[str], repetition: int) -> list[tuple[str, str]]:
+    """(venue, metrics) of every run of a repetition, venue by venue with the metrics variants
+    alternating, the whole order reversed every other repetition so none always goes first."""
+    order = [(ex, m) for ex in exchanges for m in metrics]
+    return order if repetition % 2 == 0 else order[::-1]
+
+
+def paired_ratios(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """b / a per repetition for every PAIRED figure both have: {key: {"runs": [...], "median": x}}."""
     out: dict[str, dict[str, Any]] = {}
     for key, _ in PAIRED:
         runs = [
-            rb[key] / ra[key]
-            for ra, rb in zip(a, b, strict=True)
-            if ra.get(key) and rb.get(key) is not None
+            rb[key] / ra[key] for ra, rb in zip(a, b, strict=True) if ra.get(key) and rb.get(key) is not None
         ]
         if runs:
             out[key] = {"runs": runs, "median": statistics.median(runs)}
@@ -94,33 +107,45 @@ def _repeat(label: str, reps: int, fn: Callable[[], dict[str, Any]]) -> list[dic
 
 
 def run_throughput(dsn: str, a: argparse.Namespace) -> dict[str, Any]:
-    """Interleaved per repetition: pipeline 1/msg of every venue in --exchanges, then (OKX)
-    pipeline 10/msg and limits, so ratios are paired."""
+    """Interleaved per repetition: pipeline 1/msg of every venue in --exchanges with every
+    --metrics variant, then (OKX) pipeline 10/msg and limits, so ratios are paired."""
     rows: dict[str, list[dict[str, Any]]] = {"1": [], "10": [], "limits": [], "raw": []}
     for ex in a.exchanges:
-        rows.setdefault(venue_key("1", ex), [])
+        for m in a.metrics:
+            rows.setdefault(venue_key("1", ex, m), [])
         rows.setdefault(venue_key("raw", ex), [])
     for i in range(a.reps):
-        for ex in _venue_order(a.exchanges, i):
-            rows[venue_key("1", ex)] += _repeat(
-                f"throughput 1/msg {ex}",
+        for ex, m in _variants(a.exchanges, a.metrics, i):
+            rows[venue_key("1", ex, m)] += _repeat(
+                f"throughput 1/msg {ex}{', metrics on' if m == 'on' else ''}",
                 1,
-                partial(throughput, dsn, tpm=1, total=a.trades_1, timeout=a.timeout, exchange=ex),
-            )
-        if "okx" in a.exchanges:
+                partial(
+                    throughput, dsn, tpm=1, total=a.trades_1, timeout=a.timeout, exchange=ex,
+                    metrics=m == "on", scrape_interval=a.scrape_interval,
+                ),
+            )  # fmt: skip
+        if "okx" in a.exchanges and "10" in a.throughput:
             rows["10"] += _repeat(
                 "throughput 10/msg", 1, lambda: throughput(dsn, tpm=10, total=a.trades_10, timeout=a.timeout)
             )
+        if "okx" in a.exchanges and "limits" in a.throughput:
             rows["limits"] += _repeat(
                 "limits", 1, lambda: limits(dsn, total=a.trades_1, ts_ms=int(time.time() * 1000))
             )
         if a.with_raw:
-            for ex in _venue_order(a.exchanges, i):
+            for ex in a.exchanges if i % 2 == 0 else a.exchanges[::-1]:
                 rows[venue_key("raw", ex)] += _repeat(
                     f"throughput 1/msg store_raw_data {ex}",
                     1,
-                    partial(throughput, dsn, tpm=1, total=a.trades_1, timeout=a.timeout,
-                            store_raw_data=True, exchange=ex),
+                    partial(
+                        throughput,
+                        dsn,
+                        tpm=1,
+                        total=a.trades_1,
+                        timeout=a.timeout,
+                        store_raw_data=True,
+                        exchange=ex,
+                    ),
                 )
         print(f"-- repetition {i + 1} done", flush=True)
     out: dict[str, Any] = {"runs": rows}
@@ -129,6 +154,11 @@ def run_throughput(dsn: str, a: argparse.Namespace) -> dict[str, Any]:
             out[f"paired_{ex}_to_okx_1msg"] = paired_ratios(rows["1"], rows[venue_key("1", ex)])
             if a.with_raw:
                 out[f"paired_{ex}_to_okx_raw"] = paired_ratios(rows["raw"], rows[venue_key("raw", ex)])
+    if "on" in a.metrics and "off" in a.metrics:
+        out["metrics_on_to_off"] = {
+            venue_key("1", ex): paired_ratios(rows[venue_key("1", ex)], rows[venue_key("1", ex, "on")])
+            for ex in a.exchanges
+        }
     if not rows["limits"]:
         return out
     ratios_b = [
@@ -169,18 +199,27 @@ def _table(report: dict[str, Any]) -> str:
         add("throughput 1 trade/msg, trades/s", r["1"], "trades_per_s", ",.0f", ">= 100,000")
         add("throughput 10 trades/msg, trades/s", r["10"], "trades_per_s", ",.0f", ">= 200,000")
         add("throughput 1/msg store_raw_data=true, trades/s", r["raw"], "trades_per_s", ",.0f", "")
-        for key in sorted(k for k in r if k.startswith(("1-", "raw-"))):
-            venue = key.partition("-")[2]
-            what = "1/msg store_raw_data=true" if key.startswith("raw-") else "1 trade/msg"
+        for key in sorted(k for k in r if k not in ("1", "10", "limits", "raw") and r[k]):
+            base, venue, metrics = split_key(key)
+            venue += " /metrics on" if metrics == "on" else ""
+            what = "1/msg store_raw_data=true" if base == "raw" else "1 trade/msg"
             add(f"{venue} throughput {what}, trades/s", r[key], "trades_per_s", ",.0f", "")
             add(f"{venue} collector CPU {what}, us/trade", r[key], "cpu_us_per_trade", ".2f", "")
-            add(f"{venue} server backends CPU {what}, us/trade", r[key], "db_backends_cpu_us_per_trade",
-                ".2f", "")
+            add(
+                f"{venue} server backends CPU {what}, us/trade",
+                r[key],
+                "db_backends_cpu_us_per_trade",
+                ".2f",
+                "",
+            )
             add(f"{venue} simulator CPU {what}, us/trade", r[key], "simulator_cpu_us_per_trade", ".2f", "")
             add(f"{venue} collector VmHWM {what}, MB", r[key], "vm_hwm_mb", ".1f", "")
+            _add_scrapes(add, f"{venue} {what}", r[key])
         for key in sorted(k for k in t if k.startswith("paired_")):
             venue, _, what = key.removeprefix("paired_").partition("_to_okx_")
             add_ratios(f"{venue}:okx {what} (paired)", t[key])
+        for key, ratios in t.get("metrics_on_to_off", {}).items():
+            add_ratios(f"/metrics on:off {split_key(key)[1]} 1 trade/msg (paired)", ratios)
     if t and t["runs"]["limits"]:
         r = t["runs"]
         add("limit: binary COPY from Python, trades/s", r["limits"], "binary_copy_trades_per_s", ",.0f", "")
@@ -197,24 +236,48 @@ def _table(report: dict[str, Any]) -> str:
         )
         add("collector CPU at full speed 1/msg, us/trade", r["1"], "cpu_us_per_trade", ".2f", "")
         add("collector CPU at full speed 10/msg, us/trade", r["10"], "cpu_us_per_trade", ".2f", "")
-        add("server backends CPU at full speed 1/msg, us/trade", r["1"], "db_backends_cpu_us_per_trade",
-            ".2f", "")
-        add("server backends CPU at full speed 10/msg, us/trade", r["10"], "db_backends_cpu_us_per_trade",
-            ".2f", "")
+        add(
+            "server backends CPU at full speed 1/msg, us/trade",
+            r["1"],
+            "db_backends_cpu_us_per_trade",
+            ".2f",
+            "",
+        )
+        add(
+            "server backends CPU at full speed 10/msg, us/trade",
+            r["10"],
+            "db_backends_cpu_us_per_trade",
+            ".2f",
+            "",
+        )
         add("simulator CPU at full speed 1/msg, us/trade", r["1"], "simulator_cpu_us_per_trade", ".2f", "")
-        add("server backend CPU, binary COPY limit, us/trade", r["limits"],
-            "binary_copy_backend_cpu_us_per_trade", ".2f", "")
-        add("server backend CPU, server COPY limit, us/trade", r["limits"],
-            "server_copy_backend_cpu_us_per_trade", ".2f", "")
+        add(
+            "server backend CPU, binary COPY limit, us/trade",
+            r["limits"],
+            "binary_copy_backend_cpu_us_per_trade",
+            ".2f",
+            "",
+        )
+        add(
+            "server backend CPU, server COPY limit, us/trade",
+            r["limits"],
+            "server_copy_backend_cpu_us_per_trade",
+            ".2f",
+            "",
+        )
         add("collector VmHWM at full speed 1/msg, MB", r["1"], "vm_hwm_mb", ".1f", "")
         add("collector VmHWM at full speed 10/msg, MB", r["10"], "vm_hwm_mb", ".1f", "")
     steady_keys = sorted(
         (k for k in report if k.startswith("steady") and not k.startswith("steady_paired")),
-        key=lambda k: (int(k[6:].partition("-")[0]), k),
+        key=lambda k: (int(split_key(k)[0][6:]), k),
     )
     for key in steady_keys:
-        n, _, venue = key[6:].partition("-")
-        label = f"{'1 collector' if n == '1' else n + ' collectors'}{', ' + venue if venue else ''}"
+        base, venue, metrics = split_key(key)
+        n = base[6:]
+        label = (
+            f"{'1 collector' if n == '1' else n + ' collectors'}{'' if venue == 'okx' else ', ' + venue}"
+            f"{', /metrics on' if metrics == 'on' else ''}"
+        )
         s = report[key]
         rate = f"{s[0]['rate']:,.0f}"
         add(
@@ -235,9 +298,13 @@ def _table(report: dict[str, Any]) -> str:
             ".1f",
             "< 50",
         )
+        _add_scrapes(add, f"steady {rate} trades/s, {label}", s)
     for key in sorted(k for k in report if k.startswith("steady_paired")):
         n, _, venue = key.removeprefix("steady_paired").partition("-")
         add_ratios(f"{venue}:okx steady, {n} symbol(s) (paired)", report[key])
+    for key, ratios in report.get("metrics_on_to_off_steady", {}).items():
+        base, venue, _ = split_key(key)
+        add_ratios(f"/metrics on:off steady, {base[6:]} symbol(s), {venue} (paired)", ratios)
     for key in sorted(k for k in report if k.startswith("latency")):
         s = report[key]
         d = s[0]["batch_max_delay"]
@@ -261,6 +328,17 @@ def _table(report: dict[str, Any]) -> str:
     ok = all(r.get("exactly_once", True) for runs in _all_runs(report) for r in runs)
     lines.append(f"every run stored every trade exactly once with its values: {'YES' if ok else 'NO'}")
     return "\n".join(lines)
+
+
+def _add_scrapes(
+    add: Callable[[str, list[dict[str, Any]], str, str, str], None], name: str, runs: list[dict[str, Any]]
+) -> None:
+    """The scraper's figures, for runs with the /metrics endpoint on."""
+    if runs and runs[0].get("metrics") == "on":
+        every = f"1/{runs[0].get('scrape_interval', 1.0):g}s"
+        add(f"{name}: /metrics scrapes in the window ({every})", runs, "scrapes_in_window", ",.0f", ">= 1")
+        add(f"{name}: /metrics scrape, ms", runs, "scrape_ms_median", ".1f", "")
+        add(f"{name}: /metrics scrape failures", runs, "scrape_failures", ",.0f", "0")
 
 
 def _all_runs(report: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -289,6 +367,28 @@ def _derive(report: dict[str, Any]) -> None:
                 r["stored_over_sent"] = r["stored"] / r["sent"]
 
 
+def _code() -> str:
+    """Which sources `tcpd` runs (ingest_procs.TCPD_CMD, cwd ROOT) and the commit they are at."""
+    where = subprocess.run(
+        [sys.executable, "-c", "import ingest; print(ingest.__file__)"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%h %cI %s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    # This process migrates the databases with its own `ingest` (ingest_db): the same tree?
+    own = getattr(sys.modules.get("ingest"), "__file__", "?")
+    mixed = "" if own == where else f"; this script migrates with {own} (set PYTHONPATH={ROOT})"
+    return f"{where} at {head[:100]}{' (+ uncommitted changes)' if dirty else ''}{mixed}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="End-to-end ingest benchmark (see benchmarks/README.md).")
     p.add_argument(
@@ -297,12 +397,20 @@ def main(argv: list[str] | None = None) -> int:
         help="admin DSN of a native server (CREATEDB; superuser for the server COPY limit); "
         "default: env TCPD_BENCH_DSN",
     )
-    p.add_argument("--only", default=",".join(ALL),
-                   help=f"comma-separated subset of {','.join(ALL)} (also: {','.join(EXTRA)})")
+    p.add_argument(
+        "--only",
+        default=",".join(ALL),
+        help=f"comma-separated subset of {','.join(ALL)} (also: {','.join(EXTRA)})",
+    )
     p.add_argument("--reps", type=int, default=3, help="repetitions of every scenario (>= 3 for claims)")
     p.add_argument("--trades-1", type=int, default=1_000_000, help="trades per 1/msg throughput run")
     p.add_argument("--trades-10", type=int, default=2_000_000, help="trades per 10/msg throughput run")
     p.add_argument("--with-raw", action="store_true", help="also run 1/msg with store_raw_data=true")
+    p.add_argument(
+        "--throughput",
+        default="1,10,limits",
+        help="the throughput scenario's parts: 1 (1/msg, always run), 10 (10/msg), limits (the COPY limits)",
+    )
     p.add_argument(
         "--exchanges",
         default="okx",
@@ -312,7 +420,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--overload-trades", type=int, default=400_000)
     p.add_argument("--overload-batch", type=int, default=50, help="writer batch_max_rows when overloaded")
+    p.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=1.0,
+        help="seconds between two GETs of /metrics with --metrics on (Prometheus' usual: 15)",
+    )
     p.add_argument("--steady-rate", type=float, default=10_000.0)
+    p.add_argument("--steady-collectors", default="1,10", help="collectors (symbols) of the steady runs")
+    p.add_argument(
+        "--metrics",
+        default="off",
+        help="comma-separated /metrics endpoint variants of the throughput 1/msg and steady runs: off "
+        "(http.listen null) and/or on (127.0.0.1:0, scraped every second by the benchmark); "
+        "interleaved per repetition, paired on:off ratios. Must include off",
+    )
     p.add_argument("--steady-window", type=float, default=15.0)
     p.add_argument("--latency-rate", type=float, default=1000.0)
     p.add_argument("--latency-seconds", type=float, default=20.0)
@@ -328,6 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     a.exchanges = list(dict.fromkeys(x.strip().lower() for x in a.exchanges.split(",") if x.strip()))
     if not a.exchanges or set(a.exchanges) - set(VENUES):
         p.error(f"--exchanges takes a comma-separated subset of {','.join(VENUES)}")
+    a.metrics = list(dict.fromkeys(x.strip().lower() for x in a.metrics.split(",") if x.strip()))
+    if "off" not in a.metrics or set(a.metrics) - {"off", "on"}:
+        p.error("--metrics takes off or off,on (off is the reference of every ratio)")
+    a.steady_collectors = [int(x) for x in a.steady_collectors.split(",") if x.strip()]
+    if a.scrape_interval <= 0:
+        p.error("--scrape-interval takes seconds > 0 (a run with the endpoint on must be scraped)")
+    a.throughput = {x.strip() for x in a.throughput.split(",") if x.strip()}
+    if a.throughput - {"1", "10", "limits"}:
+        p.error("--throughput takes a subset of 1,10,limits")
 
     report: dict[str, Any] = {
         "command": " ".join(
@@ -337,31 +468,40 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "settings": server_settings(a.dsn),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "code": _code(),
         "loadavg_start": os.getloadavg(),
     }
     print(
         f"server {report['server']}: {report['settings']}; {report['cpus']} CPUs; "
-        f"load {report['loadavg_start']}",
+        f"load {report['loadavg_start']}; code {report['code']}",
         flush=True,
     )
     if "throughput" in wanted:
         report["throughput"] = run_throughput(a.dsn, a)
     if "steady" in wanted:
-        for n in (1, 10):
+        for n in a.steady_collectors:
             for ex in a.exchanges:
-                report[venue_key(f"steady{n}", ex)] = []
+                for m in a.metrics:
+                    report[venue_key(f"steady{n}", ex, m)] = []
             for i in range(a.reps):
-                for ex in _venue_order(a.exchanges, i):
-                    report[venue_key(f"steady{n}", ex)] += _repeat(
-                        f"steady {n} {ex} (repetition {i + 1}/{a.reps})",
+                for ex, m in _variants(a.exchanges, a.metrics, i):
+                    report[venue_key(f"steady{n}", ex, m)] += _repeat(
+                        f"steady {n} {ex}{', metrics on' if m == 'on' else ''} (repetition {i + 1}/{a.reps})",
                         1,
                         partial(steady, a.dsn, n_symbols=n, rate=a.steady_rate, warmup=3.0,
-                                window=a.steady_window, exchange=ex),
-                    )
+                                window=a.steady_window, exchange=ex, metrics=m == "on",
+                                scrape_interval=a.scrape_interval),
+                    )  # fmt: skip
             for ex in a.exchanges:
                 if ex != "okx" and "okx" in a.exchanges:
                     report[f"steady_paired{n}-{ex}"] = paired_ratios(
                         report[f"steady{n}"], report[venue_key(f"steady{n}", ex)]
+                    )
+                if "on" in a.metrics:
+                    report.setdefault("metrics_on_to_off_steady", {})[venue_key(f"steady{n}", ex)] = (
+                        paired_ratios(
+                            report[venue_key(f"steady{n}", ex)], report[venue_key(f"steady{n}", ex, "on")]
+                        )
                     )
     if "latency" in wanted:
         for d in (float(x) for x in a.latency_delays.split(",") if x.strip()):
@@ -375,8 +515,14 @@ def main(argv: list[str] | None = None) -> int:
         report[f"latency-stock{last}"] = _repeat(
             f"latency delay={last}, tcpd simulate",
             a.reps,
-            partial(latency, a.dsn, rate=a.latency_rate, seconds=a.latency_seconds,
-                    batch_max_delay=last, fresh_ts=False),
+            partial(
+                latency,
+                a.dsn,
+                rate=a.latency_rate,
+                seconds=a.latency_seconds,
+                batch_max_delay=last,
+                fresh_ts=False,
+            ),
         )
     if "overload" in wanted:
         report["overload"] = _repeat(

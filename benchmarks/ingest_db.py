@@ -128,19 +128,23 @@ def limit_rows(symbol: str, n: int, ts_ms: int, *, with_raw: bool) -> list[tuple
     for i, (trade_id, px, sz, side) in enumerate(expected_trades(symbol, n), 1):
         price = prices.get(px) or prices.setdefault(px, Decimal(px))
         size = sizes.get(sz) or sizes.setdefault(sz, Decimal(sz))
-        raw = None if not with_raw else orjson.dumps(
-            {
-                "instId": symbol,
-                "tradeId": trade_id,
-                "px": px,
-                "sz": sz,
-                "side": side,
-                "ts": str(ts_ms),
-                "count": "1",
-                "source": "0",
-                "seqId": i,
-            }
-        ).decode()
+        raw = (
+            None
+            if not with_raw
+            else orjson.dumps(
+                {
+                    "instId": symbol,
+                    "tradeId": trade_id,
+                    "px": px,
+                    "sz": sz,
+                    "side": side,
+                    "ts": str(ts_ms),
+                    "count": "1",
+                    "source": "0",
+                    "seqId": i,
+                }
+            ).decode()
+        )
         rows.append((EXCHANGE, symbol, trade_id, price, size, side, ts, raw))
     return rows
 
@@ -228,7 +232,7 @@ _INCONSISTENT = {
         "OR raw_data->>'tradeId' IS DISTINCT FROM trade_id "
         "OR raw_data->>'px' IS DISTINCT FROM price::text OR raw_data->>'sz' IS DISTINCT FROM size::text "
         "OR raw_data->>'side' IS DISTINCT FROM side OR (raw_data->>'ts')::bigint "
-        "IS DISTINCT FROM (extract(epoch FROM \"timestamp\") * 1000)::bigint))"
+        'IS DISTINCT FROM (extract(epoch FROM "timestamp") * 1000)::bigint))'
     ),
     "binance": (
         "exchange <> 'binance' OR side NOT IN ('buy', 'sell') OR ("
@@ -238,7 +242,7 @@ _INCONSISTENT = {
         "OR (CASE WHEN (raw_data->>'m')::boolean THEN 'sell' ELSE 'buy' END) IS DISTINCT FROM side "
         "OR (CASE WHEN (raw_data->>'T')::bigint >= 100000000000000 THEN (raw_data->>'T')::bigint / 1000 "
         "ELSE (raw_data->>'T')::bigint END) "
-        "IS DISTINCT FROM (extract(epoch FROM \"timestamp\") * 1000)::bigint))"
+        'IS DISTINCT FROM (extract(epoch FROM "timestamp") * 1000)::bigint))'
     ),
 }
 
@@ -275,8 +279,9 @@ def verify(
             checked += len(want)
             seen = {r[0]: (r[0], r[1], r[2], r[3]) for r in got}
             mismatches += sum(1 for k, v in want.items() if seen.get(k) != v)
-    return Verification(rows, distinct, inconsistent, with_raw, checked, mismatches, float(first),
-                        float(last))
+    return Verification(
+        rows, distinct, inconsistent, with_raw, checked, mismatches, float(first), float(last)
+    )
 
 
 def last_trade_visible(

@@ -4,6 +4,10 @@ The simulator is `tcpd simulate --exchange okx|binance` (or, for the latency sce
 benchmarks/ingest_simulator.py, which stamps each message when it is sent); the collector is
 `tcpd run` with generated config files for the same venue. CPU and memory are read from
 /proc/PID/stat and /proc/PID/status.
+
+`tcpd` is this tree's code: TCPD_CMD is what the console script does (`from cli.main import
+main`), run by this interpreter with the repository root as working directory and first on
+sys.path, so a worktree measured with another tree's virtualenv runs its own sources.
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TCPD = ROOT / ".venv" / "bin" / "tcpd"
+# The console script `tcpd`, as code: sys.path[0] is "" (cwd = ROOT), so ROOT's packages load.
+TCPD_CMD = [
+    sys.executable,
+    "-c",
+    "import sys; from cli.main import main; sys.argv[0] = 'tcpd'; sys.exit(main())",
+]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The line of `tcpd simulate` output that carries the collector's URL, per venue.
 _URL = {
@@ -90,7 +99,7 @@ class Simulator:
             if self.fresh_ts or self.trades_per_message != 1:
                 raise BenchError("the Binance simulator sends 1 trade/message, stamped when published")
             cmd = [
-                str(TCPD), "simulate", "--exchange", "binance", "--port", "0",
+                *TCPD_CMD, "simulate", "--exchange", "binance", "--port", "0",
                 "--symbols", ",".join(self.symbols), "--rate", str(self.rate),
                 "--total", str(self.total), "--no-live", "--tickers-rate", "0",
             ]  # fmt: skip
@@ -114,7 +123,7 @@ class Simulator:
             cmd = [sys.executable, str(ROOT / "benchmarks" / "ingest_simulator.py"), *args]
         else:
             # A fixed tape that waits for its subscribers, on the public `trades` channel.
-            cmd = [str(TCPD), "simulate", *args, "--no-live", "--trades-channel", "trades"]
+            cmd = [*TCPD_CMD, "simulate", *args, "--no-live", "--trades-channel", "trades"]
         self._launch(cmd, timeout)
 
     def _launch(self, cmd: list[str], timeout: float) -> None:
@@ -178,6 +187,7 @@ class Collector:
     store_raw_data: bool = False
     exchange: str = "okx"
     sections: dict[str, Any] = field(default_factory=dict)  # more top-level keys, e.g. gap_fill
+    http_listen: str | None = None  # "127.0.0.1:0": serve /metrics on a free port; None: off
     returncode: int | None = None
     _proc: subprocess.Popen[bytes] | None = None
 
@@ -202,7 +212,7 @@ class Collector:
             ],
             **self.sections,
         }
-        db = {"database": {"url": self.dsn}, "writer": self.writer, "http": {"listen": None}}
+        db = {"database": {"url": self.dsn}, "writer": self.writer, "http": {"listen": self.http_listen}}
         logging_file = {"level": "INFO", "console_output": True, "file_output": False}
         paths = {}
         for name, content in ((self.exchange, venue), ("database", db), ("logging", logging_file)):
@@ -220,7 +230,7 @@ class Collector:
 
     def command(self) -> list[str]:
         """The exact command line (for the report)."""
-        return [str(TCPD), "run", *self.write_configs()]
+        return [*TCPD_CMD, "run", *self.write_configs()]
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "TCPD_DATABASE_URL"}

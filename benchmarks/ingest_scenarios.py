@@ -3,7 +3,9 @@
 Every scenario gets a fresh migrated database and fresh processes, checks that every
 trade sent was stored exactly once with its values, and returns a flat dict of results.
 throughput and steady take `exchange` ("okx", the default, or "binance": the same scenario
-against `tcpd simulate --exchange binance`, whose messages carry one trade each).
+against `tcpd simulate --exchange binance`, whose messages carry one trade each) and `metrics`
+(True: `tcpd run` serves /metrics on a free loopback port and ingest_scraper.MetricsScraper
+GETs it every second during the run; a run with no scrape inside its measured window fails).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ingest_db import (
 )
 from ingest_latency import VisibilityPoller, percentile
 from ingest_procs import BenchError, Collector, Simulator, cpu_seconds, memory_kb, wakeups
+from ingest_scraper import MetricsScraper
 
 SYMBOL = "BTC-USDT"
 SYMBOLS = {"okx": SYMBOL, "binance": "BTCUSDT"}  # the first symbol of each venue
@@ -60,8 +63,11 @@ class Run:
         store_raw_data: bool = False,
         fresh_ts: bool = False,
         exchange: str = "okx",
+        metrics: bool = False,
+        scrape_interval: float = 1.0,
     ) -> None:
         self.admin_dsn, self.name, self.syms = admin_dsn, name, syms
+        self.metrics, self.scrape_interval = metrics, scrape_interval
         self.total, self.tpm, self.exchange = total, tpm, exchange
         self._db = fresh_database(admin_dsn, name)
         self._tmp = tempfile.TemporaryDirectory(prefix=f"tcpd_bench_{name}_")
@@ -70,6 +76,7 @@ class Run:
         self._writer, self._store_raw = writer or {}, store_raw_data
         self.dsn = ""
         self.col: Collector | None = None
+        self.scraper: MetricsScraper | None = None
         self.exit_code: int | None = None
 
     def __enter__(self) -> Run:
@@ -77,8 +84,14 @@ class Run:
         try:
             self.sim.start()
             self.col = Collector(
-                self.sim.url, self.dsn, self.syms, self.workdir, self._writer, self._store_raw,
+                self.sim.url,
+                self.dsn,
+                self.syms,
+                self.workdir,
+                self._writer,
+                self._store_raw,
                 exchange=self.exchange,
+                http_listen="127.0.0.1:0" if self.metrics else None,
             )
         except BaseException:
             self.sim.stop()
@@ -90,11 +103,30 @@ class Run:
         assert self.col is not None
         started = time.time()
         self.col.start()
+        if self.metrics:
+            self.scraper = MetricsScraper(self.workdir / "collector.log", self.scrape_interval)
+            self.scraper.start()
         return started
+
+    def scrape_figures(self, t0: float, t1: float) -> dict[str, Any]:
+        """The endpoint's state and, when on, the scrapes of the run and of its window [t0, t1].
+
+        Raises BenchError when the endpoint was on and nothing scraped it inside the window."""
+        if self.scraper is None:
+            return {"metrics": "on" if self.metrics else "off"}
+        figures = {"metrics": "on", "scrape_interval": self.scrape_interval, **self.scraper.figures(t0, t1)}
+        if not figures["scrapes_in_window"]:
+            raise BenchError(
+                f"{self.name}: /metrics on but scraped {figures['scrapes']} times, none in the measured "
+                f"window (url {self.scraper.url or 'never logged'}, failures {self.scraper.failures[-3:]})"
+            )
+        return figures
 
     def finish(self) -> dict[str, Any]:
         """Stop collector (flushes) and simulator; verify the table. Returns checks."""
         assert self.col is not None
+        if self.scraper is not None:
+            self.scraper.stop()
         self.exit_code = self.col.stop()
         counters = self.sim.stop()
         per_symbol = self.total // len(self.syms)
@@ -122,6 +154,8 @@ class Run:
         }
 
     def __exit__(self, *exc: object) -> None:
+        if self.scraper is not None:
+            self.scraper.stop()
         if self.col is not None and self.col.alive():
             self.col.stop(30)
         self.sim.stop()
@@ -163,6 +197,8 @@ def throughput(
     timeout: float,
     store_raw_data: bool = False,
     exchange: str = "okx",
+    metrics: bool = False,
+    scrape_interval: float = 1.0,
 ) -> dict[str, Any]:
     """Full speed, one symbol. Throughput = trades / (last commit - first batch start).
 
@@ -171,8 +207,16 @@ def throughput(
     name = f"tput{tpm}{'raw' if store_raw_data else ''}{'' if exchange == 'okx' else exchange}"
     symbol = SYMBOLS[exchange]
     with Run(
-        admin_dsn, name, syms=[symbol], rate=0, tpm=tpm, total=total, store_raw_data=store_raw_data,
+        admin_dsn,
+        name,
+        syms=[symbol],
+        rate=0,
+        tpm=tpm,
+        total=total,
+        store_raw_data=store_raw_data,
         exchange=exchange,
+        metrics=metrics,
+        scrape_interval=scrape_interval,
     ) as run:
         assert run.col is not None
         sim_cpu0 = cpu_seconds(run.sim.pid)  # frames are built already
@@ -185,6 +229,7 @@ def throughput(
             db_cpu = sum(cpu_seconds(p) for p in backend_pids(conn))
         mem = memory_kb(pid)
         checks = run.finish()
+        scraping = run.scrape_figures(checks["first_created"], done)
     elapsed = done - checks["first_created"]
     return {
         "scenario": f"throughput {tpm}/msg",
@@ -201,6 +246,7 @@ def throughput(
         "simulator_cpu_us_per_trade": sim_cpu / total * 1e6,
         "vm_hwm_kb": mem.get("VmHWM"),
         "vm_rss_kb": mem.get("VmRSS"),
+        **scraping,
         **checks,
     }
 
@@ -276,14 +322,25 @@ def overload(admin_dsn: str, *, total: int, batch_rows: int, timeout: float) -> 
 
 
 def steady(
-    admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window: float, exchange: str = "okx"
-) -> dict[str, Any]:
+    admin_dsn: str, *, n_symbols: int, rate: float, warmup: float, window: float, exchange: str = "okx",
+    metrics: bool = False, scrape_interval: float = 1.0,
+) -> dict[str, Any]:  # fmt: skip
     """Paced at `rate` trades/s over `n_symbols` collectors: CPU per trade and RSS over a window."""
     syms = symbols(n_symbols, exchange)
     total = int(rate * (warmup + window + 3))
     total -= total % n_symbols
     name = f"steady{n_symbols}{'' if exchange == 'okx' else exchange}"
-    with Run(admin_dsn, name, syms=syms, rate=rate, tpm=1, total=total, exchange=exchange) as run:
+    with Run(
+        admin_dsn,
+        name,
+        syms=syms,
+        rate=rate,
+        tpm=1,
+        total=total,
+        exchange=exchange,
+        metrics=metrics,
+        scrape_interval=scrape_interval,
+    ) as run:
         assert run.col is not None
         run.start_collector()
         pid = run.col.pid
@@ -304,6 +361,7 @@ def steady(
         stored = count_created_between(run.dsn, t1, t2)
         _wait_last_trade(run.dsn, syms, total // n_symbols, run.col, 60, exchange=exchange)
         checks = run.finish()
+        scraping = run.scrape_figures(t1, t2)
     return {
         "scenario": f"steady {n_symbols} collector(s)",
         "exchange": exchange,
@@ -322,6 +380,7 @@ def steady(
         "vm_rss_kb_per_collector": statistics.median(rss) / n_symbols,
         "rss_anon_kb_median": statistics.median(anon),
         "trades": total,
+        **scraping,
         **checks,
     }
 
@@ -344,7 +403,13 @@ def latency(
     total = int(rate * seconds)
     writer = {"batch_max_delay": batch_max_delay}
     with Run(
-        admin_dsn, "latency", syms=[SYMBOL], rate=rate, tpm=1, total=total, writer=writer,
+        admin_dsn,
+        "latency",
+        syms=[SYMBOL],
+        rate=rate,
+        tpm=1,
+        total=total,
+        writer=writer,
         fresh_ts=fresh_ts,
     ) as run:
         poller = VisibilityPoller(run.dsn, SYMBOL, total, interval)

@@ -21,6 +21,13 @@ seconds later, VmRSS, VmHWM and RssAnon from /proc/PID/status (median of --sampl
 Reported: the median over repetitions and every run, and MB per extra symbol =
 (RSS(max n) - RSS(min n)) / (max n - min n), from the medians. MB = kB / 1024.
 
+`--metrics off,on` measures every cell twice, interleaved (order flipped every other
+repetition): with the /metrics endpoint off (`"http": {"listen": null}`) and on
+(`"127.0.0.1:0"`, GET /metrics every second by ingest_scraper.MetricsScraper from launch to
+the last sample, as Prometheus would but 15 times as often); a run with the endpoint on and no
+scrape between the settle's start and the last sample fails. Reported beside the medians: the
+paired on - off VmRSS difference per repetition.
+
 Also (on by default, `--no-imports` skips it): which modules an OKX-only `tcpd run` has loaded at the
 point where it would connect (benchmarks/rss_baseline.py's probe), and whether any Binance
 module is one of them.
@@ -40,8 +47,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from ingest_db import connect, fresh_database
-from ingest_procs import _URL, ROOT, TCPD, VENUES, BenchError, Collector, memory_kb
+from ingest_procs import _URL, ROOT, TCPD_CMD, VENUES, BenchError, Collector, memory_kb
 from ingest_scenarios import symbols
+from ingest_scraper import MetricsScraper
 from rss_baseline import _READ_STATUS, _TCPD_RUN
 
 MB = 1024.0
@@ -76,7 +84,7 @@ class LiveSimulator:
     def command(self) -> list[str]:
         """The `tcpd simulate` command line (subclasses add options)."""
         cmd = [
-            str(TCPD), "simulate", "--exchange", self.exchange, "--port", "0",
+            *TCPD_CMD, "simulate", "--exchange", self.exchange, "--port", "0",
             "--symbols", ",".join(self.syms), "--rate", str(self.rate), "--live", "--tickers-rate", "0",
         ]  # fmt: skip
         if self.exchange == "okx":
@@ -130,8 +138,16 @@ def _poll(conn: Any) -> tuple[int, int]:
 
 
 def measure(
-    admin_dsn: str, exchange: str, n: int, *, rate_per_symbol: float, settle: float, samples: int,
-    timeout: float, gap_fill: bool = True,
+    admin_dsn: str,
+    exchange: str,
+    n: int,
+    *,
+    rate_per_symbol: float,
+    settle: float,
+    samples: int,
+    timeout: float,
+    gap_fill: bool = True,
+    metrics: bool = False,
 ) -> dict[str, Any]:
     """One run: simulator + `tcpd run` over n symbols; memory after all symbols have data + settle."""
     syms = symbols(n, exchange)
@@ -143,13 +159,19 @@ def measure(
         sim = LiveSimulator(exchange, syms, rate_per_symbol * n, workdir)
         sim.start()
         sections = {} if gap_fill else {"gap_fill": {"enabled": False}}
-        col = Collector(sim.url, dsn, syms, workdir, exchange=exchange, sections=sections)
+        col = Collector(
+            sim.url, dsn, syms, workdir, exchange=exchange, sections=sections,
+            http_listen="127.0.0.1:0" if metrics else None,
+        )  # fmt: skip
+        scraper = MetricsScraper(workdir / "collector.log") if metrics else None
         # One connection, opened before the collector starts, so polling never competes with
         # the collector for the server's max_connections.
         poll = connect(dsn)
         try:
             launched = time.monotonic()
             col.start()
+            if scraper is not None:
+                scraper.start()
             deadline = launched + timeout
             seen = peak_backends = 0
             while True:
@@ -163,6 +185,7 @@ def measure(
                     raise BenchError(f"{exchange} {n}: {seen} of {n} symbols had data after {timeout:.0f}s")
                 time.sleep(0.2)
             all_data = time.monotonic() - launched
+            settle_start = time.time()
             time.sleep(settle)
             rss: list[int] = []
             anon: list[int] = []
@@ -172,11 +195,22 @@ def measure(
                 anon.append(sample["RssAnon"])
                 time.sleep(0.5)
             end = memory_kb(col.pid)
+            scraping: dict[str, Any] = {"metrics": "off"}
+            if scraper is not None:
+                scraper.stop()
+                scraping = {"metrics": "on", **scraper.figures(settle_start, time.time())}
+                if not scraping["scrapes_in_window"]:
+                    raise BenchError(
+                        f"{exchange} {n}: /metrics on but scraped {scraping['scrapes']} times, none "
+                        f"while settling and sampling (failures {scraper.failures[-3:]})"
+                    )
             threads, sockets = _threads(col.pid), _sockets(col.pid)
             backends_settled = _poll(poll)[1]
             exit_code = col.stop()
             log = col.log_tail(10**9)
         finally:
+            if scraper is not None:
+                scraper.stop()
             poll.close()
             if col.alive():
                 col.stop(30)
@@ -198,6 +232,7 @@ def measure(
         "db_backends_settled": backends_settled,
         "retry_warnings": sum(1 for line in log.splitlines() if "failed (" in line),
         "exit_code": exit_code,
+        **scraping,
     }
 
 
@@ -231,32 +266,50 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
-def table(results: dict[tuple[str, int], list[dict[str, Any]]], counts: list[int]) -> str:
+Cell = tuple[str, int, str]  # (venue, symbols, /metrics "off" or "on")
+
+
+def table(results: dict[Cell, list[dict[str, Any]]], counts: list[int]) -> str:
     lines = [
-        f"{'venue':8s} {'symbols':>7s} {'VmRSS MB':>9s} {'VmHWM MB':>9s} {'RssAnon MB':>10s} "
-        f"{'s to all':>8s} {'threads':>7s} {'sockets':>7s} {'db peak':>7s} {'retries':>7s}"
+        f"{'venue':8s} {'symbols':>7s} {'metrics':>7s} {'VmRSS MB':>9s} {'VmHWM MB':>9s} {'RssAnon MB':>10s} "
+        f"{'s to all':>8s} {'threads':>7s} {'sockets':>7s} {'db peak':>7s} {'retries':>7s} {'scrapes':>7s}"
         "  VmRSS MB of each run"
     ]
-    for (exchange, n), runs in results.items():
+    for (exchange, n, metrics), runs in results.items():
         each = ", ".join(f"{r['vm_rss_kb'] / MB:.1f}" for r in runs)
         m = {k: _median(runs, k) for k in runs[0] if isinstance(runs[0][k], (int, float))}
+        scrapes = f"{sum(r['scrapes_in_window'] for r in runs):7d}" if metrics == "on" else f"{'-':>7s}"
         lines.append(
-            f"{exchange:8s} {n:7d} {m['vm_rss_kb'] / MB:9.1f} {m['vm_hwm_kb'] / MB:9.1f} "
+            f"{exchange:8s} {n:7d} {metrics:>7s} {m['vm_rss_kb'] / MB:9.1f} {m['vm_hwm_kb'] / MB:9.1f} "
             f"{m['rss_anon_kb'] / MB:10.1f} {m['seconds_to_all_symbols']:8.1f} "
             f"{m['threads']:7.0f} {m['sockets']:7.0f} {m['db_backends_peak_startup']:7.0f} "
-            f"{m['retry_warnings']:7.0f}  {each}"
+            f"{m['retry_warnings']:7.0f} {scrapes}  {each}"
         )
     lo, hi = min(counts), max(counts)
+    variants = dict.fromkeys((ex, metrics) for ex, _, metrics in results)
     if lo != hi:
-        for exchange in dict.fromkeys(ex for ex, _ in results):
-            a, b = results.get((exchange, lo)), results.get((exchange, hi))
+        for exchange, metrics in variants:
+            a, b = results.get((exchange, lo, metrics)), results.get((exchange, hi, metrics))
             if a and b:
                 for key, label in (("vm_rss_kb", "VmRSS"), ("vm_hwm_kb", "VmHWM"), ("rss_anon_kb", "anon")):
                     per = (_median(b, key) - _median(a, key)) / (hi - lo) / MB
                     lines.append(
-                        f"{exchange}: {label} MB per extra symbol, ({hi} - {lo}) / {hi - lo}: {per:.4f} "
-                        f"({per * 1024:.1f} kB)"
+                        f"{exchange}, /metrics {metrics}: {label} MB per extra symbol, ({hi} - {lo}) / "
+                        f"{hi - lo}: {per:.4f} ({per * 1024:.1f} kB)"
                     )
+    for (exchange, n, metrics), on in results.items():
+        off = results.get((exchange, n, "off"))
+        if metrics != "on" or not off:
+            continue
+        pairs = {r["repetition"]: r for r in off}
+        for key, label in (("vm_rss_kb", "VmRSS"), ("rss_anon_kb", "RssAnon")):
+            diffs = [(r[key] - pairs[r["repetition"]][key]) / MB for r in on if r["repetition"] in pairs]
+            if diffs:
+                each = ", ".join(f"{d:+.2f}" for d in diffs)
+                lines.append(
+                    f"{exchange} {n} symbol(s): {label} /metrics on - off, paired per repetition, MB: "
+                    f"median {statistics.median(diffs):+.2f} ({each})"
+                )
     return "\n".join(lines)
 
 
@@ -271,8 +324,11 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=5, help="VmRSS samples, 0.5 s apart (median)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds for every symbol to have data")
     p.add_argument("--no-imports", action="store_true", help="skip the import check")
+    p.add_argument("--no-gap-fill", action="store_true", help='collect with "gap_fill": {"enabled": false}')
     p.add_argument(
-        "--no-gap-fill", action="store_true", help='collect with "gap_fill": {"enabled": false}'
+        "--metrics",
+        default="off",
+        help="/metrics endpoint variants, interleaved: off and/or on (scraped every second)",
     )
     p.add_argument("--json", type=Path)
     a = p.parse_args()
@@ -282,35 +338,44 @@ def main() -> int:
     if set(exchanges) - set(VENUES):
         p.error(f"--exchanges takes a subset of {','.join(VENUES)}")
     counts = [int(x) for x in a.symbols.split(",") if x.strip()]
+    variants = list(dict.fromkeys(x.strip().lower() for x in a.metrics.split(",") if x.strip()))
+    if not variants or set(variants) - {"off", "on"}:
+        p.error("--metrics takes off, on or off,on")
     report: dict[str, Any] = {"command": " ".join(sys.argv), "loadavg_start": os.getloadavg()}
     if not a.no_imports:
         report["imports"] = venue_imports()
         for label, found in report["imports"].items():
-            print(f"{label}: {found['modules']} modules, {found['okx_modules']} OKX, "
-                  f"Binance: {found['binance_modules'] or 'none'}", flush=True)
-    results: dict[tuple[str, int], list[dict[str, Any]]] = {(ex, n): [] for ex in exchanges for n in counts}
+            print(
+                f"{label}: {found['modules']} modules, {found['okx_modules']} OKX, "
+                f"Binance: {found['binance_modules'] or 'none'}",
+                flush=True,
+            )
+    results: dict[Cell, list[dict[str, Any]]] = {
+        (ex, n, m): [] for ex in exchanges for n in counts for m in variants
+    }
+    cells = list(results)
     failed = False
     for i in range(a.reps):
-        for ex in exchanges if i % 2 == 0 else exchanges[::-1]:
-            for n in counts:
-                started = time.monotonic()
-                try:
-                    r = measure(a.dsn, ex, n, rate_per_symbol=a.rate_per_symbol, settle=a.settle,
-                                samples=a.samples, timeout=a.timeout, gap_fill=not a.no_gap_fill)
-                except BenchError as exc:
-                    print(f"  !! {ex} {n}: {exc}", flush=True)
-                    failed = True
-                    continue
-                r["repetition"] = i + 1
-                results[(ex, n)].append(r)
-                print(f"[{ex} {n} symbols, repetition {i + 1}/{a.reps}, {time.monotonic() - started:.0f}s] "
-                      f"{r}", flush=True)
+        for ex, n, m in cells if i % 2 == 0 else cells[::-1]:
+            started = time.monotonic()
+            try:
+                r = measure(a.dsn, ex, n, rate_per_symbol=a.rate_per_symbol, settle=a.settle,
+                            samples=a.samples, timeout=a.timeout, gap_fill=not a.no_gap_fill,
+                            metrics=m == "on")  # fmt: skip
+            except BenchError as exc:
+                print(f"  !! {ex} {n} /metrics {m}: {exc}", flush=True)
+                failed = True
+                continue
+            r["repetition"] = i + 1
+            results[(ex, n, m)].append(r)
+            print(f"[{ex} {n} symbols, /metrics {m}, repetition {i + 1}/{a.reps}, "
+                  f"{time.monotonic() - started:.0f}s] {r}", flush=True)  # fmt: skip
     report["loadavg_end"] = os.getloadavg()
     done = {k: v for k, v in results.items() if v}
     text = table(done, counts)
     print("\n" + text)
     if a.json:
-        report["runs"] = {f"{ex} {n}": v for (ex, n), v in results.items()}
+        report["runs"] = {f"{ex} {n} metrics {m}": v for (ex, n, m), v in results.items()}
         report["table"] = text
         a.json.write_text(json.dumps(report, indent=2, default=str))
     return 1 if failed else 0

@@ -64,7 +64,7 @@ from typing import Any
 
 from ingest_db import connect, fresh_database
 from ingest_latency import percentile
-from ingest_procs import TCPD, BenchError, Collector, cpu_seconds, memory_kb
+from ingest_procs import TCPD_CMD, BenchError, Collector, cpu_seconds, memory_kb
 from ingest_scenarios import symbols
 from rss_baseline import TARGETS, probe
 from rss_symbols import LiveSimulator
@@ -89,7 +89,7 @@ class SkewedSimulator(LiveSimulator):
 
     def command(self) -> list[str]:
         cmd = [
-            str(TCPD), "simulate", "--exchange", self.exchange, "--port", "0",
+            *TCPD_CMD, "simulate", "--exchange", self.exchange, "--port", "0",
             "--symbols", ",".join(self.syms), "--rate", str(self.rate), "--live", "--skew", self.skew,
             "--tickers-rate", str(self.tickers),
         ]  # fmt: skip

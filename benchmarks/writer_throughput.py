@@ -85,8 +85,7 @@ def server_copy(conn: psycopg.Connection[object], rows: list[TradeRow]) -> float
         for r in rows:
             ts = datetime.fromtimestamp(r.ts_ms / 1000, UTC).isoformat(timespec="milliseconds")
             f.write(
-                f"{r.exchange}\t{r.symbol}\t{r.trade_id}\t{r.price}\t{r.size}\t{r.side}\t"
-                f"{ts}\t{r.raw_json}\n"
+                f"{r.exchange}\t{r.symbol}\t{r.trade_id}\t{r.price}\t{r.size}\t{r.side}\t{ts}\t{r.raw_json}\n"
             )
     os.chmod(path, 0o644)
     try:
