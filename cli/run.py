@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -68,6 +69,12 @@ def run(
             database = database.model_copy(update={"http": http_settings(http_listen)})
         exchanges = [load_exchange_file(path) for path in config]
         setup = configure_logging(log_settings)
+        if database.http.listen is not None:
+            # Imported before the freeze below, so the metrics code is frozen out of the
+            # cyclic collections like every other module, not traversed by them (the service
+            # would import it at start otherwise).
+            importlib.import_module("ingest.metrics.endpoints")
+            importlib.import_module("ingest.metrics.exporter")
         keep_gc_off_the_hot_path()
         release_freed_heap()
         try:
