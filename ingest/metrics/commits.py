@@ -83,14 +83,17 @@ class CommitMetrics(Collector):
         """A batch of `rows` committed; its successful try took `seconds`."""
         self._commit.observe(seconds)
         now_ms = int(self._clock() * 1000)
-        trades: dict[str, list[int]] = {}
-        for row in rows:
-            if type(row) is TradeRow:
-                trades.setdefault(row.exchange, []).append(row.ts_ms)
-            elif type(row) is DeadLetter:
-                self._count_dead_letter(row)
-        for exchange, stamps in trades.items():
-            stamps.sort()
+        # Comprehensions, as Batch.build splits rows: a few tens of ns a row.
+        trades = [r for r in rows if type(r) is TradeRow]
+        if len(trades) != len(rows):
+            for letter in [r for r in rows if type(r) is DeadLetter]:
+                self._count_dead_letter(letter)
+        if not trades:
+            return
+        exchanges = {r.exchange for r in trades}
+        for exchange in exchanges:
+            mine = trades if len(exchanges) == 1 else [r for r in trades if r.exchange == exchange]
+            stamps = sorted([r.ts_ms for r in mine])
             histogram = self._latency.get(exchange)
             if histogram is None:
                 histogram = self._latency[exchange] = _Histogram(LATENCY_BUCKETS)
