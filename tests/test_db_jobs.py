@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from ingest.db.connection import connect, connect_sync
 from ingest.metrics.db_jobs import DbJobsMetrics
 from ingest.storage.db_jobs import DbJobsSnapshot, read_db_jobs
 from ingest.storage.db_jobs_watch import DbJobsWatcher
+from ingest.storage.gaps import Gap, mark_filled, new_gap_id, record_gaps
 from tests.collector_support import simulator, wait_for
 from tests.service_support import Service, write_configs
 
@@ -394,3 +395,25 @@ async def test_a_database_that_is_down_is_logged_once_per_stretch(caplog: pytest
     assert "secret-Pa55" not in caplog.text
     assert watcher.snapshot is None
     assert metric_samples(None) == {}
+
+
+async def test_open_gaps_are_read_per_exchange_and_exported_until_filled(migrated_db_dsn: str) -> None:
+    """tcpd_gaps_open counts the rows of ingest_gaps not filled, per exchange (both editions)."""
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    gaps = [
+        Gap(new_gap_id(), exchange, "BTC-USDT", "trade", start, start + timedelta(seconds=9), "test")
+        for exchange in ("okx", "okx", "binance")
+    ]
+    conn = await connect(migrated_db_dsn, autocommit=True)
+    try:
+        await record_gaps(conn, gaps)
+        assert (await read(migrated_db_dsn)).open_gaps == (("binance", 1), ("okx", 2))
+        await mark_filled(conn, gaps[2].gap_id, 0)
+        snapshot = await read(migrated_db_dsn)
+    finally:
+        await conn.close()
+    assert snapshot.open_gaps == (("okx", 2),)
+    registry = CollectorRegistry()
+    registry.register(DbJobsMetrics(lambda: snapshot))
+    assert registry.get_sample_value("tcpd_gaps_open", {"exchange": "okx"}) == 2
+    assert registry.get_sample_value("tcpd_gaps_open", {"exchange": "binance"}) is None
