@@ -209,6 +209,16 @@ class Link:
             await asyncio.wait([task], timeout=DRAIN_TIMEOUT)
         self.detach(member)
 
+    def resubscribe(self, member: Member) -> None:
+        """Unsubscribe and subscribe again `member`'s streams only, on every connection that
+        carries them (a venue sends a fresh snapshot on subscribe: RESYNC)."""
+        if member not in self.members:
+            return
+        for session in self._sessions:
+            if member.sub.unsubscribe:
+                session.queue((), member.sub.unsubscribe)
+            session.queue((member,), member.sub.messages)
+
     def detach(self, member: Member) -> None:
         """A member leaves at once (its collect task ends or is cancelled); the last one
         cancels the link's reading."""

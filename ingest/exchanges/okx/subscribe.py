@@ -15,6 +15,7 @@ from ingest.exchanges.okx.channels import (
     BUSINESS_URL_KEY,
     CONFIG_KEYS,
     DEFAULT_CHANNELS,
+    INCREMENTAL_BOOK_CHANNELS,
     PUBLIC_URL_KEY,
     url_key,
 )
@@ -99,6 +100,7 @@ def build_subscriptions(
         )
     by_url: dict[str, list[dict[str, str]]] = {}
     trade_urls: set[str] = set()
+    book_urls: set[str] = set()
     for data_type in dict.fromkeys(data_types):  # drop duplicates, keep order
         channel = resolve_channel(data_type, channels)
         key = url_key(channel)
@@ -111,6 +113,8 @@ def build_subscriptions(
         by_url.setdefault(url, []).append({"channel": channel, "instId": symbol})
         if data_type is DataType.TRADE:
             trade_urls.add(url)
+        if channel in INCREMENTAL_BOOK_CHANNELS:
+            book_urls.add(url)
     return [
         Subscription(
             url,
@@ -118,6 +122,7 @@ def build_subscriptions(
             carries_trades=url in trade_urls,
             streams=len(args),
             unsubscribe=subscribe_messages(args, "unsubscribe"),
+            carries_books=url in book_urls,
         )
         for url, args in by_url.items()
     ]
