@@ -44,16 +44,20 @@ def test_recorded_shape_snapshot_then_update_rows_and_book() -> None:
     snap = (DATA / "books_snapshot.handmade.json").read_bytes()
     update = (DATA / "books_update.handmade.json").read_bytes()
     batch = adapter.parse_batch([snap, update], True)
-    assert batch.rejected == [] and batch.controls == []
+    assert batch.rejected == []
+    assert batch.controls == []
     rows = batch.rows
     assert [(r.symbol, r.data_type, r.ts_ms) for r in rows] == [
         ("BTC-USDT", DataType.ORDERBOOK, 1597026383085),
         ("BTC-USDT", DataType.ORDERBOOK, 1597026383185),
     ]
     first, second = (orjson.loads(r.data_json) for r in rows)
-    assert first["action"] == "snapshot" and first["seqId"] == 123456 and first["prevSeqId"] == -1
+    assert first["action"] == "snapshot"
+    assert first["seqId"] == 123456
+    assert first["prevSeqId"] == -1
     assert first["asks"][0] == ["8476.98", "415", "0", "13"]  # exactly as delivered
-    assert second["action"] == "update" and second["prevSeqId"] == 123456
+    assert second["action"] == "update"
+    assert second["prevSeqId"] == 123456
     assert second["asks"] == [["8476.98", "0", "0", "0"], ["8477.50", "3", "0", "1"]]
     book = adapter.books.book("BTC-USDT")
     assert book is not None
@@ -84,16 +88,19 @@ def test_gap_asks_for_a_resync_drops_updates_until_the_fresh_snapshot() -> None:
     assert batch.book_updates_dropped == 2
     assert actions(batch) == [("snapshot", 10), ("update", 12), ("gap", 20)]
     gap = orjson.loads(batch.rows[-1].data_json)
-    assert gap["expectedPrevSeqId"] == 12 and gap["prevSeqId"] == 15
+    assert gap["expectedPrevSeqId"] == 12
+    assert gap["prevSeqId"] == 15
     # the fresh snapshot restarts the chain
     fresh = frame("snapshot", 30, -1, 1_700_000_000_400, [["98.0", "4"]], [["101.0", "4"]])
     after = adapter.parse_batch(
         [fresh, frame("update", 31, 30, 1_700_000_000_500, [], [["101.0", "0"]])], True
     )
-    assert after.controls == [] and after.book_updates_dropped == 0
+    assert after.controls == []
+    assert after.book_updates_dropped == 0
     assert actions(after) == [("snapshot", 30), ("update", 31)]
     book = adapter.books.book("BTC-USDT")
-    assert book is not None and book.top() == ([("98.0", "4")], [])
+    assert book is not None
+    assert book.top() == ([("98.0", "4")], [])
     assert adapter.books.counters.gaps == 1
 
 
@@ -107,7 +114,8 @@ def test_heartbeat_is_not_stored_and_keeps_the_chain() -> None:
         ],
         True,
     )
-    assert batch.controls == [] and batch.book_updates_dropped == 0
+    assert batch.controls == []
+    assert batch.book_updates_dropped == 0
     assert actions(batch) == [("snapshot", 10), ("update", 11)]
     assert adapter.books.counters.heartbeats == 1
 
@@ -122,7 +130,8 @@ def test_reset_lower_seq_id_is_not_a_gap() -> None:
         ],
         True,
     )
-    assert batch.controls == [] and batch.book_updates_dropped == 0
+    assert batch.controls == []
+    assert batch.book_updates_dropped == 0
     assert actions(batch) == [("snapshot", 10), ("update", 3), ("update", 5)]
     assert adapter.books.counters.resets == 1
     book = adapter.books.book("BTC-USDT")
@@ -164,7 +173,8 @@ def test_periodic_snapshot_of_the_kept_book() -> None:
         ("update", 13),
     ]
     periodic = orjson.loads(batch.rows[3].data_json)
-    assert periodic["source"] == "collector" and batch.rows[3].ts_ms == t0 + 1000
+    assert periodic["source"] == "collector"
+    assert batch.rows[3].ts_ms == t0 + 1000
     assert periodic["bids"] == [["100.0", "1"]]
     assert periodic["asks"] == [["100.1", "3"], ["100.2", "9"]]
 
@@ -175,7 +185,8 @@ def test_bad_level_is_dead_lettered_and_breaks_the_chain() -> None:
     batch = adapter.parse_batch(
         [SNAP, bad, frame("update", 12, 11, 1_700_000_000_200, [["99.9", "1"]])], True
     )
-    assert len(batch.rejected) == 1 and "books: bids[0] price" in batch.rejected[0][1]
+    assert len(batch.rejected) == 1
+    assert "books: bids[0] price" in batch.rejected[0][1]
     assert orjson.loads(batch.rejected[0][0])["action"] == "update"  # re-parsable
     assert [c.kind for c in batch.controls] == [ControlKind.RESYNC]
     assert actions(batch) == [("snapshot", 10)]
@@ -191,12 +202,14 @@ def test_unknown_fields_are_ignored_and_checksum_not_used() -> None:
         "data": [item],
     }
     batch = OkxAdapter().parse_batch([orjson.dumps(msg)], True)
-    assert batch.rejected == [] and len(batch.rows) == 1
+    assert batch.rejected == []
+    assert len(batch.rows) == 1
 
 
 def test_bad_action_is_refused_with_the_reason() -> None:
     batch = OkxAdapter().parse_batch([SNAP.replace(b'"snapshot"', b'"partial"')], True)
-    assert batch.rows == [] and "'action' must be 'snapshot' or 'update'" in batch.rejected[0][1]
+    assert batch.rows == []
+    assert "'action' must be 'snapshot' or 'update'" in batch.rejected[0][1]
 
 
 def test_channel_books_is_chosen_by_channels_orderbook_and_marks_the_subscription() -> None:
@@ -218,4 +231,5 @@ def test_book_levels_compare_by_value() -> None:
     adapter = OkxAdapter()
     adapter.parse_batch([SNAP, frame("update", 11, 10, 1_700_000_000_100, [["100.00", "0"]])], True)
     book = adapter.books.book("BTC-USDT")
-    assert book is not None and book.canonical()[0] == [(Decimal("99.9"), Decimal("2"))]
+    assert book is not None
+    assert book.canonical()[0] == [(Decimal("99.9"), Decimal("2"))]
