@@ -5,6 +5,7 @@ then, level for level; `tcpd book show` prints it."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,7 +51,7 @@ def books_collector(sim: OkxSimulator, sink: Any) -> BaseDataCollector:
 def stored(dsn: str) -> list[tuple[int, dict[str, Any]]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            "SELECT (extract(epoch FROM \"timestamp\") * 1000)::bigint, data FROM market_data"
+            'SELECT (extract(epoch FROM "timestamp") * 1000)::bigint, data FROM market_data'
             " WHERE exchange = 'okx' AND symbol = %s AND data_type = 'orderbook' ORDER BY \"timestamp\", id",
             (SYMBOL,),
         ).fetchall()
@@ -104,7 +105,7 @@ async def test_rebuilt_book_equals_the_simulators_book_at_chosen_times(migrated_
     assert len(venue_snaps) == 3  # the first subscribe and one resubscribe per gap
     assert any(d.get("source") == "collector" for _, d in snapshots)  # periodic ones
     seqs = [d["seqId"] for _, d in rows if d["action"] == "update"]
-    assert any(b < a for a, b in zip(seqs, seqs[1:], strict=False))  # the reset is stored, no gap
+    assert any(b < a for a, b in itertools.pairwise(seqs))  # the reset is stored, no gap
     # Where the book is not known: from the lost change (stamped 1 ms before the gap's
     # marker) to the fresh snapshot that follows it.
     unknown = []
@@ -114,7 +115,7 @@ async def test_rebuilt_book_equals_the_simulators_book_at_chosen_times(migrated_
             unknown.append((ms - 1, fresh))
     update_times = [ms for ms, d in rows if d["action"] == "update"]
     chosen = update_times[:: max(1, len(update_times) // 25)] + [t + 3 for t in update_times[5::40]]
-    chosen += [s for s in venue_snaps] + [ms for ms, d in snapshots if d.get("source") == "collector"]
+    chosen += venue_snaps + [ms for ms, d in snapshots if d.get("source") == "collector"]
     compared = 0
     with psycopg.connect(dsn) as conn:
         for t in sorted(set(chosen)):
@@ -127,7 +128,7 @@ async def test_rebuilt_book_equals_the_simulators_book_at_chosen_times(migrated_
             compared += 1
         assert compared >= 20
         # Inside a gap window the rebuild refuses rather than showing a wrong book.
-        for lo, hi in unknown:
+        for lo, _hi in unknown:
             with pytest.raises(BookError, match="sequence gap"):
                 rebuild_book(conn, "okx", SYMBOL, at(lo + 1))
         with pytest.raises(BookError, match="no full order book snapshot"):
