@@ -55,6 +55,7 @@ class _Chain:
     resync_asked: bool = False
     book: Book = field(default_factory=Book)
     last_snapshot_ms: int = 0
+    last_ts_ms: int = 0  # of the last push applied
 
 
 @dataclass(slots=True)
@@ -91,9 +92,14 @@ class BookSequencer:
         dropped, self._dropped_since = self._dropped_since, 0
         return dropped
 
-    def broken(self, symbol: str, why: str) -> None:
-        """An item of the chain could not be read (dead-lettered): the book is unknown."""
-        self._gap(self._chains.setdefault(symbol, _Chain()), symbol, why, None, [])
+    def broken(self, symbol: str, why: str, rows: list[DataRow]) -> None:
+        """An item of the chain could not be read (dead-lettered): the book is unknown from
+        the last push applied on (its gap marker is stamped with that push's time)."""
+        chain = self._chains.setdefault(symbol, _Chain())
+        if chain.last_seq is None:
+            return  # already unknown (and a fresh snapshot asked for, or on its way)
+        push = BookPush(symbol, "update", chain.last_ts_ms, chain.last_seq, chain.last_seq, [], [], {})
+        self._gap(chain, symbol, f"an unreadable push ({why})", push, rows)
 
     def accept(self, push: BookPush, rows: list[DataRow]) -> None:
         """Apply one push to its chain; append the rows to store."""
@@ -104,7 +110,7 @@ class BookSequencer:
             chain.book.load(push.bids, push.asks)
             chain.last_seq = push.seq_id
             chain.resync_asked = False
-            chain.last_snapshot_ms = push.ts_ms
+            chain.last_snapshot_ms = chain.last_ts_ms = push.ts_ms
             rows.append(_row(push, {"action": "snapshot", **push.item}))
             return
         if chain.last_seq is None:
@@ -126,6 +132,7 @@ class BookSequencer:
             self.counters.resets += 1
         chain.book.apply(push.bids, push.asks)
         chain.last_seq = push.seq_id
+        chain.last_ts_ms = push.ts_ms
         rows.append(_row(push, {"action": "update", **push.item}))
         if push.ts_ms - chain.last_snapshot_ms >= self.snapshot_interval_ms:
             chain.last_snapshot_ms = push.ts_ms

@@ -42,7 +42,7 @@ def books(
         except FrameError as exc:
             frame = {"arg": wire_arg, "action": action, "data": [item]}
             rejected.append((orjson.dumps(frame), exc.reason))
-            sequencer.broken(symbol, exc.reason)
+            sequencer.broken(symbol, exc.reason, rows)
             continue
         sequencer.accept(push, rows)
 
