@@ -12,18 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_wheel_ships_every_migration_and_the_console_script(tmp_path: Path) -> None:
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(REPO)],
         check=True,
     )
     (wheel,) = tmp_path.glob("tcpd_ingest-*.whl")
