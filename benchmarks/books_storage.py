@@ -52,12 +52,33 @@ def size(conn: psycopg.Connection) -> int:
     return int(conn.execute("SELECT hypertable_size('market_data')").fetchone()[0])  # type: ignore[index]
 
 
+def rebuilds(conn: psycopg.Connection, args: argparse.Namespace, label: str) -> None:
+    rng = random.Random(1)
+    end_ms = T0_MS + int(args.hours * 3600 * 1000)
+    times = []
+    applied = []
+    for _ in range(args.rebuilds):
+        t = rng.randrange(T0_MS + 1000, end_ms)
+        began = time.perf_counter()
+        rebuilt = rebuild_book(conn, "okx", SYMBOL, EPOCH + timedelta(milliseconds=t))
+        times.append((time.perf_counter() - began) * 1000)
+        applied.append(rebuilt.updates)
+    print(
+        f"rebuild, {label} ({args.rebuilds} random times, interval {args.interval:g} s):"
+        f" median {statistics.median(times):.1f} ms, max {max(times):.1f} ms;"
+        f" updates replayed median {statistics.median(applied):.0f}, max {max(applied)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--interval", type=float, default=60.0, help="book_snapshot_interval, seconds")
     parser.add_argument("--rebuilds", type=int, default=20)
+    parser.add_argument(
+        "--compress", action="store_true", help="then compress every chunk (TSL engine) and measure again"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     rows = make_rows(args.hours, args.interval)
@@ -97,21 +118,16 @@ def main() -> None:
         print(f"hypertable_size growth: {grown} bytes = {grown / hours / 1e6:.1f} MB per hour per symbol")
         updates = sum(n for a, _s, n, _b, _t in stats if a == "update")
         print(f"all bytes / updates: {grown / updates:.0f} bytes per update (snapshots and indexes included)")
-        rng = random.Random(1)
-        end_ms = T0_MS + int(hours * 3600 * 1000)
-        times = []
-        applied = []
-        for _ in range(args.rebuilds):
-            t = rng.randrange(T0_MS + 1000, end_ms)
-            began = time.perf_counter()
-            rebuilt = rebuild_book(conn, "okx", SYMBOL, EPOCH + timedelta(milliseconds=t))
-            times.append((time.perf_counter() - began) * 1000)
-            applied.append(rebuilt.updates)
-        print(
-            f"rebuild ({args.rebuilds} random times, interval {args.interval:g} s):"
-            f" median {statistics.median(times):.1f} ms, max {max(times):.1f} ms;"
-            f" updates replayed median {statistics.median(applied):.0f}, max {max(applied)}"
-        )
+        rebuilds(conn, args, "uncompressed")
+        if args.compress:
+            conn.execute("SELECT count(compress_chunk(c, true)) FROM show_chunks('market_data') c")
+            conn.execute("VACUUM ANALYZE market_data")
+            packed = size(conn) - before
+            print(
+                f"compressed: hypertable_size growth {packed} bytes = {packed / hours / 1e6:.2f} MB per hour"
+                f" per symbol, {packed / updates:.0f} bytes per update (x{grown / packed:.1f} smaller)"
+            )
+            rebuilds(conn, args, "compressed")
         first = orjson.loads(rows[0].data_json)
         print(f"levels in the first snapshot: {len(first['bids'])} bids, {len(first['asks'])} asks")
 
