@@ -227,8 +227,12 @@ def test_channel_books_is_chosen_by_channels_orderbook_and_marks_the_subscriptio
     assert [orjson.loads(m)["args"] for m in subs[0].messages] == [
         [{"channel": "trades", "instId": "BTC-USDT"}, {"channel": "books", "instId": "BTC-USDT"}]
     ]
-    assert subs[0].carries_books
-    assert not adapter.subscriptions("BTC-USDT", [DataType.ORDERBOOK], {}, urls)[0].carries_books
+    # after a gap only the book is resubscribed: the pair's trades go on
+    assert [orjson.loads(m) for m in subs[0].resync] == [
+        {"op": "unsubscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]},
+        {"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]},
+    ]
+    assert adapter.subscriptions("BTC-USDT", [DataType.ORDERBOOK], {}, urls)[0].resync == ()
     with pytest.raises(ConfigError, match=r"channels.orderbook.*use one of: books, books5"):
         adapter.subscriptions("BTC-USDT", [DataType.ORDERBOOK], {"orderbook": "books50"}, urls)
 

@@ -36,10 +36,10 @@ def books_collector(sim: OkxSimulator, sink: Any) -> BaseDataCollector:
     config = ExchangeCollectorConfig(
         exchange="okx",
         symbol=SYMBOL,
-        data_types=[DataType.ORDERBOOK],
+        data_types=[DataType.TRADE, DataType.ORDERBOOK],
         custom_params={
             "urls": sim.urls,
-            "channels": {"orderbook": "books"},
+            "channels": {"trades": "trades", "orderbook": "books"},
             "book_snapshot_interval": 1.0,
             "reconnect_delay": 0.05,
             "max_reconnect_delay": 0.2,
@@ -87,6 +87,8 @@ async def run_session(dsn: str) -> tuple[OkxSimulator, DepthBook, dict[str, Any]
             await wait_for(lambda: gaps() == 2, within=30, what="the second gap seen")
             await pushes(60)
             stats = collector.get_status()["statistics"]
+            # trades + books at the start, then books alone once per gap: the trades went on
+            assert sim.counters["subscribes"] == 2 + 2
         finally:
             await collector.stop()
             await writer.stop(30)

@@ -239,8 +239,7 @@ class WebSocketCollector(BaseDataCollector):
             self.stats.book_gaps += 1
             logger.warning("%s: %s; resubscribing for a fresh snapshot", self.name, control.detail)
             for member in self._members:
-                if member.sub.carries_books:
-                    member.link.resubscribe(member)
+                member.link.resync(member)
         else:
             logger.debug("%s: exchange info: %s", self.name, control.detail)
         return False

@@ -82,7 +82,9 @@ class Subscription:
     unsubscribe: tuple[str, ...] = ()
     request_ids: tuple[str, ...] = ()
     login: Login | None = None
-    carries_books: bool = False  # the streams include an incremental book (RESYNC resubscribes them)
+    # Frames that unsubscribe and subscribe again the incremental book streams among them
+    # (for a fresh snapshot after a sequence gap: RESYNC); empty: none.
+    resync: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,13 @@ def _envelope(op: str, batch: list[bytes]) -> str:
     return '{"op":"' + op + '","args":[' + b",".join(batch).decode() + "]}"
 
 
+def _resync(args: list[dict[str, str]]) -> tuple[str, ...]:
+    # OKX answers a subscribe with a fresh snapshot; the pair's other channels go on.
+    if not args:
+        return ()
+    return subscribe_messages(args, "unsubscribe") + subscribe_messages(args)
+
+
 def build_subscriptions(
     symbol: str,
     data_types: Sequence[DataType],
@@ -100,7 +107,7 @@ def build_subscriptions(
         )
     by_url: dict[str, list[dict[str, str]]] = {}
     trade_urls: set[str] = set()
-    book_urls: set[str] = set()
+    book_args: dict[str, list[dict[str, str]]] = {}
     for data_type in dict.fromkeys(data_types):  # drop duplicates, keep order
         channel = resolve_channel(data_type, channels)
         key = url_key(channel)
@@ -114,7 +121,7 @@ def build_subscriptions(
         if data_type is DataType.TRADE:
             trade_urls.add(url)
         if channel in INCREMENTAL_BOOK_CHANNELS:
-            book_urls.add(url)
+            book_args.setdefault(url, []).append({"channel": channel, "instId": symbol})
     return [
         Subscription(
             url,
@@ -122,7 +129,7 @@ def build_subscriptions(
             carries_trades=url in trade_urls,
             streams=len(args),
             unsubscribe=subscribe_messages(args, "unsubscribe"),
-            carries_books=url in book_urls,
+            resync=_resync(book_args.get(url, [])),
         )
         for url, args in by_url.items()
     ]
