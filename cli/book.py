@@ -52,7 +52,7 @@ def book_lines(rebuilt: RebuiltBook, depth: int) -> list[str]:
     lines = [
         f"{rebuilt.exchange} {rebuilt.symbol} at {_iso(rebuilt.at)} (seqId {rebuilt.seq_id})",
         f"from the snapshot at {_iso(rebuilt.snapshot_time)} + {rebuilt.updates} update(s)",
-        f"{'bid size':>{w}} {'bid price':>{w}} | {'ask price':<{w}} {'ask size':<{w}}",
+        f"{'bid size':>{w}} {'bid price':>{w}} | {'ask price':<{w}} {'ask size'}",
         "-" * (w * 4 + 5),
     ]
     for i in range(max(len(bids), len(asks))):
