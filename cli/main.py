@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "simulate",
     "db": "app",
     "candles": "app",
+    "book": "app",
 }
 
 

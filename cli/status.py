@@ -109,6 +109,16 @@ def render(rows: list[dict[str, Any]], open_gaps: int | None = 0) -> Table:
         for issue in (row["health_json"] or {}).get("issues", [])
     ]
     notes = [escape(issue) for issue in issues]
+    for row in rows:
+        stats = (row["status_json"] or {}).get("statistics", {})
+        if stats.get("book_gaps"):
+            notes.append(
+                escape(
+                    f"{row['collector']}: {stats['book_gaps']} order book sequence gap(s), each "
+                    f"resubscribed for a fresh snapshot; {stats.get('book_updates_dropped', 0)} "
+                    "update(s) between a gap and its snapshot not stored (docs/books.md)"
+                )
+            )
     if not rows:
         notes.append("no collector has reported yet (is `tcpd run` running?)")
     if open_gaps:

@@ -9,7 +9,9 @@
     │   └── BackupKeyError   the backup cannot be decrypted: wrong key, or not a tcpd backup
     ├── ExchangeError        an exchange refused us (bad subscription, protocol error)
     │   └── LoginRefused     a private endpoint refused our credentials: retrying cannot help
-    └── FrameError           one frame could not be parsed; it is dead-lettered, not fatal
+    ├── FrameError           one frame could not be parsed; it is dead-lettered, not fatal
+    └── BookError            a stored order book cannot be rebuilt at the time asked (no
+                             snapshot before it, or a sequence gap between them)
 
 Messages say what was wrong and what to do about it, and never contain a secret:
 build them from redacted values (see ingest.redact).
@@ -61,3 +63,8 @@ class FrameError(TcpdError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class BookError(TcpdError):
+    """An order book cannot be rebuilt at the time asked: no full snapshot is stored at or
+    before it, or a sequence gap lies between that snapshot and the time (ingest.books)."""

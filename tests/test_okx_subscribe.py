@@ -82,7 +82,12 @@ def test_only_public_types_need_no_business_url() -> None:
     ("data_types", "channels", "urls", "message"),
     [
         ([DataType.BALANCE], {}, URLS, "okx data type 'balance' belongs to a trading pair"),
-        ([DataType.ORDERBOOK], {"orderbook": "books"}, URLS, "okx channel 'books' for channels.orderbook"),
+        (
+            [DataType.ORDERBOOK],
+            {"orderbook": "books-l2-tbt"},
+            URLS,
+            "okx channel 'books-l2-tbt' for channels.orderbook",
+        ),
         ([DataType.CANDLE], {"candle": "candle7m"}, URLS, "okx channel 'candle7m' for channels.candle"),
         ([DataType.TRADE], {"trade": "trades"}, URLS, "unknown okx channels key(s) trade"),
         (

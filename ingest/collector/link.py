@@ -209,6 +209,15 @@ class Link:
             await asyncio.wait([task], timeout=DRAIN_TIMEOUT)
         self.detach(member)
 
+    def resync(self, member: Member) -> None:
+        """Send `member`'s resync frames (unsubscribe and subscribe again its incremental
+        book streams only; the venue answers with a fresh snapshot) on every connection
+        that carries them."""
+        if member not in self.members or not member.sub.resync:
+            return
+        for session in self._sessions:
+            session.queue((), member.sub.resync)
+
     def detach(self, member: Member) -> None:
         """A member leaves at once (its collect task ends or is cancelled); the last one
         cancels the link's reading."""

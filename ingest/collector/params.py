@@ -32,6 +32,8 @@ the file accepts is accepted here and the reverse):
                            default: the venue's, OKX 3 per 1 s, Binance 300 per 300 s)
     pairs_per_connection   trading pairs whose streams share one connection to an endpoint,
                            1 to 1024 (50; 1 = a connection per pair; ingest.collector.link_pool)
+    book_snapshot_interval seconds of exchange time between the full snapshots stored from an
+                           incremental book the collector keeps (OKX `books`) (60.0)
     name                   collector name (default "<exchange>-<symbol>", lower-case exchange)
     sink                   the RowSink rows are put to (normally the CopyWriter); without one,
                            rows only reach callbacks (see ExchangeFactory.create_collector)

@@ -51,6 +51,8 @@ class CollectorStatistics:
     messages_too_big: int = 0  # messages over max_message_bytes (connection closed with 1009)
     handovers: int = 0  # RECONNECT_SOON switches to a replacement connection (make before break)
     handover_failures: int = 0  # replacements that could not be opened or subscribed
+    book_gaps: int = 0  # incremental book sequence gaps (each answered by a resubscribe)
+    book_updates_dropped: int = 0  # book updates after a gap, before the fresh snapshot
 
     def as_dict(self, now: float) -> dict[str, Any]:
         """The spec's `statistics` dictionary (plus rows_received and callback counters)."""
@@ -72,6 +74,8 @@ class CollectorStatistics:
             "messages_too_big": self.messages_too_big,
             "handovers": self.handovers,
             "handover_failures": self.handover_failures,
+            "book_gaps": self.book_gaps,
+            "book_updates_dropped": self.book_updates_dropped,
             "callbacks": {
                 "calls": self.callback_calls,
                 "errors": self.callback_errors,

@@ -60,6 +60,7 @@ class WebSocketCollector(BaseDataCollector):
             config.symbol, config.data_types, params.channels, params.urls, credentials
         )
         self._route_key = adapter.route_key(config.symbol)
+        adapter.set_book_snapshot_interval(params.book_snapshot_interval)
         self._members: list[Member] = []
         self._dead_letter_cap = DeadLetterCap(self.name, params.dead_letters_per_hour)
 
@@ -191,6 +192,7 @@ class WebSocketCollector(BaseDataCollector):
         stats.last_message_mono = now
         parsed = self._adapter.parse_batch(frames, self.config.store_raw_data)
         stats.messages_processed += len(frames) - parsed.rejected_frames
+        stats.book_updates_dropped += parsed.book_updates_dropped
         if parsed.rejected:
             await self.dead_letters(parsed.rejected)
         rows = parsed.rows
@@ -233,6 +235,11 @@ class WebSocketCollector(BaseDataCollector):
         elif kind is ControlKind.RECONNECT_SOON:
             logger.info("%s: %s: %s", self.name, _RECONNECT_SOON, control.detail)
             return True
+        elif kind is ControlKind.RESYNC:
+            self.stats.book_gaps += 1
+            logger.warning("%s: %s; resubscribing for a fresh snapshot", self.name, control.detail)
+            for member in self._members:
+                member.link.resync(member)
         else:
             logger.debug("%s: exchange info: %s", self.name, control.detail)
         return False

@@ -96,6 +96,8 @@ class DataCollectionSettings(StrictModel):
     buffer_size: PositiveInt = 1000
     max_silence: PositiveFloat = 60.0
     dead_letters_per_hour: DeadLettersPerHour = 1000
+    # Seconds between full snapshots stored from an incremental book (OKX `books`).
+    book_snapshot_interval: PositiveFloat = 60.0
 
 
 class InstrumentSettings(StrictModel):
@@ -208,6 +210,9 @@ class CollectorParams(StrictModel):
     max_messages_per_second: MessageRate | None = None
     connect_rate: ConnectRate | None = None
     pairs_per_connection: PairsPerConnection = 50
+    # Seconds (exchange time) between the full snapshots stored from an incremental book
+    # the collector keeps (OKX `books`): a rebuild replays at most this much of updates.
+    book_snapshot_interval: PositiveFloat = 60.0
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> CollectorParams:
@@ -233,4 +238,5 @@ def collector_params_from(connection: ConnectionSettings, data: DataCollectionSe
         "max_silence": data.max_silence,
         "buffer_size": data.buffer_size,
         "dead_letters_per_hour": data.dead_letters_per_hour,
+        "book_snapshot_interval": data.book_snapshot_interval,
     }

@@ -31,6 +31,10 @@ class ControlKind(Enum):
     # The venue refused the login for a reason retrying cannot fix (a wrong key, signature,
     # passphrase, a stale timestamp): the members of that connection stop with an error.
     REFUSED = "refused"
+    # The pair's data lost its continuity (a venue's sequence gap in an incremental book):
+    # the collector unsubscribes and resubscribes that pair's book streams only, for a
+    # fresh snapshot.
+    RESYNC = "resync"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,9 @@ class Subscription:
     unsubscribe: tuple[str, ...] = ()
     request_ids: tuple[str, ...] = ()
     login: Login | None = None
+    # Frames that unsubscribe and subscribe again the incremental book streams among them
+    # (for a fresh snapshot after a sequence gap: RESYNC); empty: none.
+    resync: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,9 @@ class ParsedBatch:
     # (what was refused, reason): a whole frame, or one item of a frame reduced to that item
     rejected: list[tuple[str | bytes, str]] = field(default_factory=list)
     rejected_frames: int = 0  # entries of `rejected` that are whole frames
+    # Incremental book updates dropped on purpose: after a sequence gap, before the fresh
+    # snapshot (they would be applied to a book known to be wrong).
+    book_updates_dropped: int = 0
 
 
 class Keepalive(Enum):
@@ -136,6 +146,11 @@ class ExchangeAdapter(Protocol):
         """The subscribe frames that subscribe all of `subscriptions` (one endpoint, at most
         max_streams_per_connection streams) at once: a shared connection sends them when it
         opens, instead of one request per symbol."""
+        ...
+
+    def set_book_snapshot_interval(self, seconds: float) -> None:
+        """How often (exchange time) an incremental book's full snapshot is stored from the
+        book the adapter keeps; a venue without incremental books ignores it."""
         ...
 
     def route_key(self, symbol: str) -> bytes:

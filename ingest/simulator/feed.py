@@ -18,14 +18,32 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ingest.simulator.client import Client
+from ingest.simulator.depth import DepthBook
 from ingest.simulator.quotes import BookBuilder, TickerBuilder
 from ingest.simulator.wire import text_frame
 
 logger = logging.getLogger(__name__)
 
-QUOTE_CHANNELS = ("books5", "tickers")
+QUOTE_CHANNELS = ("books5", "books", "tickers")
 
 LastTrade = Callable[[str], tuple[str, str]]  # instId -> (price, size) of its last trade
+DepthBooks = Callable[[str], DepthBook]  # instId -> its full-depth book (the server's)
+
+
+class DepthStream:
+    """One subscription's `books` pushes: the book's snapshot first, then its updates."""
+
+    __slots__ = ("book", "started")
+
+    def __init__(self, book: DepthBook) -> None:
+        self.book = book
+        self.started = False
+
+    def build(self, now_ms: int) -> bytes:
+        if not self.started:
+            self.started = True
+            return self.book.snapshot(now_ms)
+        return self.book.update(now_ms)
 
 
 class SentQuote(NamedTuple):
@@ -40,7 +58,9 @@ class SentQuote(NamedTuple):
 class _Due:
     __slots__ = ("builder", "interval", "next_at")
 
-    def __init__(self, builder: BookBuilder | TickerBuilder, interval: float, next_at: float) -> None:
+    def __init__(
+        self, builder: BookBuilder | TickerBuilder | DepthStream, interval: float, next_at: float
+    ) -> None:
         self.builder = builder
         self.interval = interval
         self.next_at = next_at
@@ -57,8 +77,10 @@ class QuoteFeed:
         write_limit: int,
         counters: Counter[str],
         record: list[SentQuote] | None,
+        depth_books: DepthBooks | None = None,
     ) -> None:
         self.client = client
+        self._depth_books = depth_books
         self._rates = rates
         self._last_trade = last_trade
         self._write_limit = write_limit
@@ -73,7 +95,13 @@ class QuoteFeed:
         rate = self._rates.get(channel, 0.0)
         if rate <= 0 or (channel, inst_id) in self._due:
             return
-        builder = BookBuilder(inst_id) if channel == "books5" else TickerBuilder(inst_id)
+        builder: BookBuilder | TickerBuilder | DepthStream
+        if channel == "books" and self._depth_books is not None:
+            builder = DepthStream(self._depth_books(inst_id))
+        elif channel == "books5":
+            builder = BookBuilder(inst_id)
+        else:
+            builder = TickerBuilder(inst_id)
         loop = asyncio.get_running_loop()
         self._due[(channel, inst_id)] = _Due(builder, 1.0 / rate, loop.time())
         self._changed.set()
@@ -116,7 +144,9 @@ class QuoteFeed:
         price, size = self._last_trade(inst_id)
         now_ms = time.time_ns() // 1_000_000
         builder = due.builder
-        if isinstance(builder, BookBuilder):
+        if isinstance(builder, DepthStream):
+            payload = builder.build(now_ms)
+        elif isinstance(builder, BookBuilder):
             payload = builder.build(price, now_ms)
         else:
             payload = builder.build(price, size, now_ms)

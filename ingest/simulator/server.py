@@ -35,6 +35,7 @@ from ingest.exchanges.okx.channels import CANDLE_CHANNELS, PUBLIC_CHANNELS
 from ingest.simulator import wire
 from ingest.simulator.account import AccountEndpoint, SimulatedAccount
 from ingest.simulator.client import Client
+from ingest.simulator.depth import DepthBook
 from ingest.simulator.feed import QUOTE_CHANNELS, QuoteFeed, SentQuote, log_feed_failure
 from ingest.simulator.generator import TRADE_CHANNELS, TradeGenerator
 from ingest.simulator.history import TradeHistoryEndpoint
@@ -77,6 +78,9 @@ class OkxSimulator:
         self._closers: set[asyncio.Task[None]] = set()
         self._refuse_until = 0.0  # monotonic time until which handshakes are refused
         self._feeds: dict[Client, QuoteFeed] = {}
+        # Full-depth `books` per instId, kept across subscriptions (a resubscribe gets a
+        # snapshot of the same book); tests inject gaps and read its past states here.
+        self.depth_books: dict[str, DepthBook] = {}
         # REST: GET /api/v5/public/instruments on the same port (plain HTTP, no upgrade).
         self.instruments = InstrumentsEndpoint(self.settings.symbols + self.settings.extra_symbols)
         # REST: the trade history the streams publish (GET /api/v5/market/[history-]trades).
@@ -399,16 +403,24 @@ class OkxSimulator:
             s = self.settings
             feed = QuoteFeed(
                 client,
-                {"books5": s.books_per_second, "tickers": s.tickers_per_second},
+                {"books5": s.books_per_second, "books": s.depth_per_second, "tickers": s.tickers_per_second},
                 self._last_trade,
                 s.write_limit,
                 self.counters,
                 self.sent_quotes if s.record else None,
+                self.depth_book,
             )
             feed.task = asyncio.create_task(feed.run(), name=f"okx-simulator-quotes-{client.conn_id}")
             feed.task.add_done_callback(log_feed_failure)
             self._feeds[client] = feed
         return feed
+
+    def depth_book(self, inst_id: str) -> DepthBook:
+        """The full-depth book of `inst_id` (made at its first `books` subscribe)."""
+        book = self.depth_books.get(inst_id)
+        if book is None:
+            book = self.depth_books[inst_id] = DepthBook(inst_id)
+        return book
 
     async def _stop_feed(self, client: Client) -> None:
         feed = self._feeds.pop(client, None)

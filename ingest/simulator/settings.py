@@ -38,6 +38,8 @@ class SimulatorSettings:
     # Generated books5 / tickers pushes per second for each subscribed (connection, instId);
     # 0 disables. A recorded books5/tickers stream for an instId wins over generated pushes.
     books_per_second: float = 10.0
+    # Full-depth `books` pushes per second (a snapshot at subscribe, then updates: depth.py).
+    depth_per_second: float = 10.0
     tickers_per_second: float = 1.0
     extra_symbols: tuple[str, ...] = field(default=())  # accepted for subscribe, no generated data
     # The channel generated trades answer on: "trades" (/ws/v5/public, one push per taker order

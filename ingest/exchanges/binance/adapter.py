@@ -86,6 +86,9 @@ class BinanceAdapter:
     def __init__(self, clock: Clock = wall_clock_ms) -> None:
         self._handlers = build_handlers(clock)
 
+    def set_book_snapshot_interval(self, seconds: float) -> None:
+        """Binance books here are partial-depth snapshots (depth5/10/20): nothing to keep."""
+
     def subscriptions(
         self,
         symbol: str,

@@ -10,6 +10,7 @@ from ingest.config.secrets import ExchangeCredentials
 from ingest.errors import FrameError
 from ingest.exchanges.base import Control, FrameResult, Keepalive, ParsedBatch, Subscription
 from ingest.exchanges.okx import routing
+from ingest.exchanges.okx.book_seq import BookSequencer
 from ingest.exchanges.okx.channels import EXCHANGE
 from ingest.exchanges.okx.control import PONG, event_control
 from ingest.exchanges.okx.handlers import build_handlers
@@ -53,7 +54,13 @@ class OkxAdapter:
     frame_route = staticmethod(routing.frame_route)
 
     def __init__(self) -> None:
-        self._handlers = build_handlers()
+        # Per instId: the `books` seqId chain and book (one adapter per collector).
+        self.books = BookSequencer()
+        self._handlers = build_handlers(self.books)
+
+    def set_book_snapshot_interval(self, seconds: float) -> None:
+        """Store a full `books` snapshot from the kept book every `seconds` of exchange time."""
+        self.books.snapshot_interval_ms = round(seconds * 1000)
 
     def subscriptions(
         self,
@@ -72,6 +79,10 @@ class OkxAdapter:
         rows: list[DataRow] = []
         rejected: list[tuple[str | bytes, str]] = []
         control = self._parse_into(frame, store_raw_data, rows, rejected)
+        self.books.take_dropped()
+        gaps = self.books.take_controls()
+        if control is None and gaps:
+            control = gaps[0]
         return FrameResult(
             [r for r in rows if type(r) is TradeRow],
             [r for r in rows if type(r) is MarketRow],
@@ -102,6 +113,8 @@ class OkxAdapter:
                 msg = loads(frame)
                 arg = msg["arg"]
                 data = msg["data"]
+                if "action" in msg:  # an incremental book push (books.py)
+                    arg = {**arg, "action": msg["action"]}
                 if data.__class__ is list and data:
                     handlers[arg["channel"]](arg, data, store_raw_data, rows, rejected)
                     continue
@@ -119,6 +132,9 @@ class OkxAdapter:
                 continue
             if control is not None:
                 batch.controls.append(control)
+        books = self.books
+        batch.controls.extend(books.take_controls())
+        batch.book_updates_dropped = books.take_dropped()
         return batch
 
     def _parse_into(
@@ -163,5 +179,7 @@ class OkxAdapter:
             # OKX never pushes an empty list; refused so every data frame is either stored
             # or dead-lettered.
             raise FrameError(f"{channel}: 'data' is empty")
+        if "action" in msg:
+            arg = {**arg, "action": msg["action"]}
         handler(arg, data, store_raw_data, rows, rejected)
         return None

@@ -45,13 +45,16 @@ CANDLE_INTERVALS: tuple[str, ...] = (
 
 CANDLE_CHANNELS: dict[str, str] = {f"candle{i}": i for i in CANDLE_INTERVALS}
 
-PUBLIC_CHANNELS: frozenset[str] = frozenset({"trades", "books5", "tickers"})
+PUBLIC_CHANNELS: frozenset[str] = frozenset({"trades", "books5", "books", "tickers"})
 
-# Only channels the parser understands: books5 is a full snapshot on every push, so no
-# local book state is needed (incremental `books` would need seqId chaining and is refused).
+# Only channels the parser understands. books5 is a full 5-level snapshot on every push;
+# `books` (400 levels, 100 ms) is a snapshot then incremental updates whose seqId chain is
+# checked per instId (book_seq.py). Chosen by the pair's `channels.orderbook`.
+INCREMENTAL_BOOK_CHANNELS: frozenset[str] = frozenset({"books"})
+
 ALLOWED_CHANNELS: dict[DataType, frozenset[str]] = {
     DataType.TRADE: frozenset({"trades", "trades-all"}),
-    DataType.ORDERBOOK: frozenset({"books5"}),
+    DataType.ORDERBOOK: frozenset({"books5", "books"}),
     DataType.TICKER: frozenset({"tickers"}),
     DataType.CANDLE: frozenset(CANDLE_CHANNELS),
     DataType.BALANCE: frozenset({"account"}),

@@ -18,6 +18,8 @@ import orjson
 
 from ingest.errors import FrameError
 from ingest.exchanges.okx.account import account
+from ingest.exchanges.okx.book_seq import BookSequencer
+from ingest.exchanges.okx.books import books
 from ingest.exchanges.okx.channels import CANDLE_CHANNELS, EXCHANGE
 from ingest.exchanges.okx.fields import (
     MAX_INT_DIGITS,
@@ -276,13 +278,15 @@ def _candle(where: str, interval: str, symbol: str, values: object) -> MarketRow
     return MarketRow(EXCHANGE, symbol, DataType.CANDLE, int(start), orjson.dumps(candle).decode())
 
 
-def build_handlers() -> dict[str, Handler]:
-    """The channel -> handler table used by the parser."""
+def build_handlers(sequencer: BookSequencer) -> dict[str, Handler]:
+    """The channel -> handler table used by the parser; `books` pushes go through
+    `sequencer` (the adapter's, which keeps each instId's chain)."""
     # trades-all pushes one object per fill, the fields of `trades` without count (one fill).
     handlers: dict[str, Handler] = {
         "trades": trades,
         "trades-all": trades,
         "books5": books5,
+        "books": partial(books, sequencer),
         "tickers": tickers,
         "account": account,
     }

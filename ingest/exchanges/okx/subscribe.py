@@ -15,6 +15,7 @@ from ingest.exchanges.okx.channels import (
     BUSINESS_URL_KEY,
     CONFIG_KEYS,
     DEFAULT_CHANNELS,
+    INCREMENTAL_BOOK_CHANNELS,
     PUBLIC_URL_KEY,
     url_key,
 )
@@ -78,6 +79,13 @@ def _envelope(op: str, batch: list[bytes]) -> str:
     return '{"op":"' + op + '","args":[' + b",".join(batch).decode() + "]}"
 
 
+def _resync(args: list[dict[str, str]]) -> tuple[str, ...]:
+    # OKX answers a subscribe with a fresh snapshot; the pair's other channels go on.
+    if not args:
+        return ()
+    return subscribe_messages(args, "unsubscribe") + subscribe_messages(args)
+
+
 def build_subscriptions(
     symbol: str,
     data_types: Sequence[DataType],
@@ -99,6 +107,7 @@ def build_subscriptions(
         )
     by_url: dict[str, list[dict[str, str]]] = {}
     trade_urls: set[str] = set()
+    book_args: dict[str, list[dict[str, str]]] = {}
     for data_type in dict.fromkeys(data_types):  # drop duplicates, keep order
         channel = resolve_channel(data_type, channels)
         key = url_key(channel)
@@ -111,6 +120,8 @@ def build_subscriptions(
         by_url.setdefault(url, []).append({"channel": channel, "instId": symbol})
         if data_type is DataType.TRADE:
             trade_urls.add(url)
+        if channel in INCREMENTAL_BOOK_CHANNELS:
+            book_args.setdefault(url, []).append({"channel": channel, "instId": symbol})
     return [
         Subscription(
             url,
@@ -118,6 +129,7 @@ def build_subscriptions(
             carries_trades=url in trade_urls,
             streams=len(args),
             unsubscribe=subscribe_messages(args, "unsubscribe"),
+            resync=_resync(book_args.get(url, [])),
         )
         for url, args in by_url.items()
     ]
