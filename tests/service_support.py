@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -196,3 +197,14 @@ async def wait_count(dsn: str, sql: str, n: int, within: float = 10.0) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{sql!r} returned {seen} after {within}s, expected {n}")
+
+
+def http_request(port: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+    """One HTTP request to 127.0.0.1:`port` (the service's endpoints, Prometheus): status, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()

@@ -564,7 +564,8 @@ def test_default_subscription(binance: BinanceAdapter) -> None:
     # Request ids come from one counter per process (unique across connections): any
     # positive int, whatever other tests took before.
     request_id = message.pop("id")
-    assert isinstance(request_id, int) and request_id >= 1
+    assert isinstance(request_id, int)
+    assert request_id >= 1
     assert message == {
         "method": "SUBSCRIBE",
         "params": ["btcusdt@trade", "btcusdt@depth20@100ms", "btcusdt@ticker", "btcusdt@kline_1m"],

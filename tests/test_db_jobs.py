@@ -12,7 +12,6 @@ the test refreshes; the Apache engine has no jobs.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import logging
 import math
@@ -41,7 +40,7 @@ from ingest.storage.db_jobs import DbJobsSnapshot, read_db_jobs
 from ingest.storage.db_jobs_watch import DbJobsWatcher
 from ingest.storage.gaps import Gap, mark_filled, new_gap_id, record_gaps
 from tests.collector_support import simulator, wait_for
-from tests.service_support import Service, write_configs
+from tests.service_support import Service, http_request, write_configs
 
 REPO = Path(__file__).resolve().parent.parent
 TSL = REPO / "engines" / "tsl.sh"
@@ -240,10 +239,10 @@ async def test_readyz_says_degraded_with_200_and_metrics_and_status_show_the_fai
             port = found[0]
 
             def ready() -> bool:
-                return get(port, "/readyz")[0] == 200
+                return http_request(port, "/readyz")[0] == 200
 
             await wait_for(ready, within=30, what="/readyz 200")
-            status, body = await asyncio.to_thread(get, port, "/readyz")
+            status, body = await asyncio.to_thread(http_request, port, "/readyz")
             answer = json.loads(body)
             assert status == 200, answer
             assert answer["ready"] is True
@@ -258,7 +257,7 @@ async def test_readyz_says_degraded_with_200_and_metrics_and_status_show_the_fai
                 "policy_compression",
             }
 
-            status, body = await asyncio.to_thread(get, port, "/metrics")
+            status, body = await asyncio.to_thread(http_request, port, "/metrics")
             got = samples(body)
             labels = (("job_id", str(job_id)), ("proc", "policy_refresh_continuous_aggregate"),
                       ("target", "candles_1m_agg"))  # fmt: skip
@@ -283,16 +282,6 @@ async def test_readyz_says_degraded_with_200_and_metrics_and_status_show_the_fai
     row = next(line for line in table.output.splitlines() if "candles_1m_agg" in line)
     assert str(job_id) in row
     assert "Failed" in row
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        answer = conn.getresponse()
-        return answer.status, answer.read()
-    finally:
-        conn.close()
 
 
 # -- jobs that never ran, and the lag: the shared TSL engine (scheduler off) --------------------

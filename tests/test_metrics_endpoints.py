@@ -4,7 +4,6 @@ database that is stopped and started again, and a real Prometheus server scrapin
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import os
 import re
@@ -22,19 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.collector_support import simulator, wait_for
 from tests.dashboard_support import SERIES_ONLY_SOMETIMES, dashboard_queries, interpolate_promql, metric_names
-from tests.service_support import TCPD, Service, query, wait_rows, write_configs
+from tests.service_support import TCPD, Service, http_request, query, wait_rows, write_configs
 
 SERVING = re.compile(r"serving /metrics, /healthz and /readyz on http://127\.0\.0\.1:(\d+)")
-
-
-def get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        answer = conn.getresponse()
-        return answer.status, answer.read()
-    finally:
-        conn.close()
 
 
 async def endpoint_port(svc: Service) -> int:
@@ -69,7 +58,7 @@ async def test_metrics_count_what_was_committed_and_readyz_follows_the_database(
         try:
             port = await endpoint_port(svc)
             await wait_rows(dsn, "raw_trades", 3000)
-            status, body = await asyncio.to_thread(get, port, "/metrics")
+            status, body = await asyncio.to_thread(http_request, port, "/metrics")
             assert status == 200
             got = samples(body)
             assert got[("tcpd_rows_committed_total", (("table", "raw_trades"),))] == 3000
@@ -85,8 +74,8 @@ async def test_metrics_count_what_was_committed_and_readyz_follows_the_database(
             assert got[("tcpd_trade_commit_latency_seconds_count", okx)] == 3000
             assert got[("tcpd_trade_commit_latency_seconds_bucket", (*okx, ("le", "10.0")))] == 3000
             assert got[("tcpd_database_outage_seconds", ())] == 0
-            assert (await asyncio.to_thread(get, port, "/healthz"))[0] == 200
-            status, body = await asyncio.to_thread(get, port, "/readyz")
+            assert (await asyncio.to_thread(http_request, port, "/healthz"))[0] == 200
+            status, body = await asyncio.to_thread(http_request, port, "/readyz")
             assert status == 200, body
             ready = json.loads(body)
             assert ready["database_reachable"] is True
@@ -94,14 +83,16 @@ async def test_metrics_count_what_was_committed_and_readyz_follows_the_database(
 
             await asyncio.to_thread(native_engine.stop)
             try:
-                await wait_for(lambda: get(port, "/readyz")[0] == 503, within=30, what="/readyz 503")
-                status, body = await asyncio.to_thread(get, port, "/readyz")
+                await wait_for(lambda: http_request(port, "/readyz")[0] == 503, within=30, what="/readyz 503")
+                status, body = await asyncio.to_thread(http_request, port, "/readyz")
                 assert json.loads(body)["database_reachable"] is False
-                assert (await asyncio.to_thread(get, port, "/healthz"))[0] == 200  # alive all along
+                assert (await asyncio.to_thread(http_request, port, "/healthz"))[0] == 200  # alive all along
             finally:
                 await asyncio.to_thread(native_engine.start)
-            await wait_for(lambda: get(port, "/readyz")[0] == 200, within=60, what="/readyz 200 again")
-            assert (await asyncio.to_thread(get, port, "/nope"))[0] == 404
+            await wait_for(
+                lambda: http_request(port, "/readyz")[0] == 200, within=60, what="/readyz 200 again"
+            )
+            assert (await asyncio.to_thread(http_request, port, "/nope"))[0] == 404
             assert await svc.terminate() == 0, svc.output()
         finally:
             svc.kill()
@@ -162,7 +153,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if get(port, "/-/ready")[0] == 200:
+                if http_request(port, "/-/ready")[0] == 200:
                     break
             except OSError:
                 pass
@@ -178,7 +169,7 @@ def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def promql(url: str, expression: str) -> list[dict[str, Any]]:
     port = int(url.rsplit(":", 1)[1])
-    status, body = get(port, "/api/v1/query?query=" + urllib.parse.quote(expression))
+    status, body = http_request(port, "/api/v1/query?query=" + urllib.parse.quote(expression))
     assert status == 200, body
     answer = json.loads(body)
     assert answer["status"] == "success", answer
@@ -199,7 +190,9 @@ async def test_prometheus_scrapes_the_committed_row_rate_and_the_queue(
                 "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tcpd\n"
                 f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
             )
-            status, _ = await asyncio.to_thread(lambda: _post(url, "/-/reload"))
+            status, _ = await asyncio.to_thread(
+                lambda: http_request(int(url.rsplit(":", 1)[1]), "/-/reload", "POST")
+            )
             assert status == 200
             rows = 'tcpd_rows_committed_total{job="tcpd",table="raw_trades"}'
             # rate() over 10 s needs that much scraping first.
@@ -214,7 +207,7 @@ async def test_prometheus_scrapes_the_committed_row_rate_and_the_queue(
             assert 0 <= float(queue["value"][1]) <= rate  # a healthy writer keeps up
             (up,) = promql(url, 'up{job="tcpd"}')
             assert up["value"][1] == "1"
-            _, body = await asyncio.to_thread(get, port, "/metrics")
+            _, body = await asyncio.to_thread(http_request, port, "/metrics")
             await asyncio.to_thread(check_dashboard_expressions, url, {name for name, _ in samples(body)})
             assert await svc.terminate() == 0, svc.output()
         finally:
@@ -236,14 +229,3 @@ def check_dashboard_expressions(url: str, exported: set[str]) -> None:
         assert not unknown, f"{where}: the service exports no {sorted(unknown)}"
         if not names & SERIES_ONLY_SOMETIMES:
             assert result, f"{where}: {expression} answered no series"
-
-
-def _post(url: str, path: str) -> tuple[int, bytes]:
-    port = int(url.rsplit(":", 1)[1])
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", path)
-        answer = conn.getresponse()
-        return answer.status, answer.read()
-    finally:
-        conn.close()

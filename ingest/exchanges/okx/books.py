@@ -13,7 +13,7 @@ import orjson
 
 from ingest.errors import FrameError
 from ingest.exchanges.okx.book_seq import BookPush, BookSequencer
-from ingest.exchanges.okx.fields import Kind, check_value
+from ingest.exchanges.okx.fields import Kind, check_levels, check_value
 from ingest.rows import DataRow
 
 CHANNEL = "books"
@@ -53,21 +53,11 @@ def _push(symbol: str, action: str, item: object) -> BookPush:
     for name in ("asks", "bids", "ts", "seqId", "prevSeqId"):
         if name not in item:
             raise FrameError(f"books: missing field {name!r}")
-    _levels("books: asks", item["asks"])
-    _levels("books: bids", item["bids"])
+    check_levels("books: asks", item["asks"])
+    check_levels("books: bids", item["bids"])
     ts = check_value("books: field 'ts'", Kind.MS, item["ts"])
     seq, prev = item["seqId"], item["prevSeqId"]
     for name, value in (("seqId", seq), ("prevSeqId", prev)):
         if type(value) is not int or not -1 <= value <= _MAX_SEQ:
             raise FrameError(f"books: field {name!r} must be an integer from -1, got {value!r:.40}")
     return BookPush(symbol, action, int(ts), seq, prev, item["bids"], item["asks"], item)
-
-
-def _levels(where: str, levels: object) -> None:
-    if type(levels) is not list:
-        raise FrameError(f"{where} must be a list of [price, size, ...] levels")
-    for i, level in enumerate(levels):
-        if type(level) is not list or len(level) < 2:
-            raise FrameError(f"{where}[{i}] must be a [price, size, ...] list")
-        check_value(f"{where}[{i}] price", Kind.POSITIVE, level[0])
-        check_value(f"{where}[{i}] size", Kind.NUMBER, level[1])

@@ -107,3 +107,14 @@ def check_value(where: str, kind: Kind, value: object) -> str:
         raise FrameError(f"{where} {problem}")
     assert type(value) is str  # value_problem rejects non-strings
     return value
+
+
+def check_levels(where: str, levels: object) -> None:
+    """Refuse `levels` unless it is a list of [price, size, ...] with exact decimal strings."""
+    if type(levels) is not list:
+        raise FrameError(f"{where} must be a list of [price, size, ...] levels")
+    for i, level in enumerate(levels):
+        if type(level) is not list or len(level) < 2:
+            raise FrameError(f"{where}[{i}] must be a [price, size, ...] list")
+        check_value(f"{where}[{i}] price", Kind.POSITIVE, level[0])
+        check_value(f"{where}[{i}] size", Kind.NUMBER, level[1])

@@ -30,6 +30,7 @@ from ingest.exchanges.okx.fields import (
     MS_DIGITS,
     SIDES,
     Kind,
+    check_levels,
     check_object,
     check_value,
     is_positive,
@@ -174,16 +175,6 @@ def _fill_count(count: object) -> str:
     raise FrameError(f"trades: field 'count' must be a positive integer string, got {count!r:.40}")
 
 
-def _levels(where: str, levels: object) -> None:
-    if type(levels) is not list:
-        raise FrameError(f"{where} must be a list of [price, size, ...] levels")
-    for i, level in enumerate(levels):
-        if type(level) is not list or len(level) < 2:
-            raise FrameError(f"{where}[{i}] must be a [price, size, ...] list")
-        check_value(f"{where}[{i}] price", Kind.POSITIVE, level[0])
-        check_value(f"{where}[{i}] size", Kind.NUMBER, level[1])
-
-
 def books5(
     arg: dict[str, Any], data: list[Any], store_raw_data: bool, rows: list[DataRow], rejected: Rejected
 ) -> None:
@@ -201,8 +192,8 @@ def _book(arg: dict[str, Any], item: object) -> MarketRow:
     for field in ("asks", "bids", "ts"):
         if field not in item:
             raise FrameError(f"books5: missing field {field!r}")
-    _levels("books5: asks", item["asks"])
-    _levels("books5: bids", item["bids"])
+    check_levels("books5: asks", item["asks"])
+    check_levels("books5: bids", item["bids"])
     ts = check_value("books5: field 'ts'", Kind.MS, item["ts"])
     symbol = item.get("instId") or _symbol(arg, "books5")
     check_value("books5: field 'instId'", Kind.SYMBOL, symbol)
