@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,18 @@ def expected_between(sim: OkxSimulator, since_ms: int, until_ms: int) -> list[An
     return sent_tuples_of([t for t in sim.published_trades("BTC-USDT") if since_ms <= t.ts_ms < until_ms])
 
 
+async def recorded_progress(dsn: str, since_ms: int, until_ms: int, share: float, within: float) -> None:
+    """Wait until the backfill's ingest_gaps row starts `share` of the range below `until`."""
+    deadline = time.monotonic() + within
+    mark_ms = until_ms - share * (until_ms - since_ms)
+    while True:
+        rows = await query(dsn, "SELECT (extract(epoch FROM to_ts) * 1000)::bigint FROM ingest_gaps")
+        if rows and rows[0][0] is not None and rows[0][0] <= mark_ms:
+            return
+        assert time.monotonic() < deadline, f"no progress record past {share:.0%} of the range: {rows}"
+        await asyncio.sleep(0.2)
+
+
 async def test_backfill_loads_exactly_the_range_and_a_second_run_resumes(
     tmp_path: Path, migrated_db_dsn: str
 ) -> None:
@@ -69,7 +82,9 @@ async def test_backfill_loads_exactly_the_range_and_a_second_run_resumes(
         since_ms, until_ms = tape[1000].ts_ms, tape[21_000].ts_ms
         args = ("--since", iso(since_ms), "--until", iso(until_ms), "--json")
         first = await backfill(tmp_path, sim, dsn, *args)
-        await asyncio.sleep(9.0)  # past the first progress record (every 5 s)
+        # Stopped once a progress record (every 5 s) covers a fifth of the range or more: a
+        # fixed sleep stopped it before any useful record on a loaded machine.
+        await recorded_progress(dsn, since_ms, until_ms, share=0.2, within=90)
         first.send_signal(signal.SIGINT)
         code, _out, err = await finished(first)
         assert code != 0, err
