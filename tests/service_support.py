@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 
 from ingest.simulator import OkxSimulator, SentTrade
+from tests.collector_support import wait_for
 
 TCPD = Path(sys.executable).parent / "tcpd"
 TradeTuple = tuple[str, str, Decimal, Decimal, str, int]
@@ -208,3 +210,20 @@ def http_request(port: int, path: str, method: str = "GET") -> tuple[int, bytes]
         return answer.status, answer.read()
     finally:
         conn.close()
+
+
+SERVING = re.compile(r"serving /metrics, /healthz and /readyz on http://127\.0\.0\.1:(\d+)")
+
+
+async def endpoint_port(svc: Service) -> int:
+    """The port of `svc`'s /metrics, /healthz and /readyz, from its start-up line."""
+    found: list[int] = []
+
+    def serving() -> bool:
+        match = SERVING.search(svc.output())
+        if match:
+            found.append(int(match.group(1)))
+        return bool(match)
+
+    await wait_for(serving, within=30, what="the endpoints' start line")
+    return found[0]

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -40,12 +39,11 @@ from ingest.storage.db_jobs import DbJobsSnapshot, read_db_jobs
 from ingest.storage.db_jobs_watch import DbJobsWatcher
 from ingest.storage.gaps import Gap, mark_filled, new_gap_id, record_gaps
 from tests.collector_support import simulator, wait_for
-from tests.service_support import Service, http_request, write_configs
+from tests.service_support import Service, endpoint_port, http_request, write_configs
 
 REPO = Path(__file__).resolve().parent.parent
 TSL = REPO / "engines" / "tsl.sh"
 PORTAL = 'cannot drop portal "" while it is being set up'
-SERVING = re.compile(r"serving /metrics, /healthz and /readyz on http://127\.0\.0\.1:(\d+)")
 
 
 def free_port() -> int:
@@ -227,16 +225,7 @@ async def test_readyz_says_degraded_with_200_and_metrics_and_status_show_the_fai
         )
         await svc.start()
         try:
-            found: list[int] = []
-
-            def serving() -> bool:
-                match = SERVING.search(svc.output())
-                if match:
-                    found.append(int(match.group(1)))
-                return bool(match)
-
-            await wait_for(serving, within=30, what="the endpoints' start line")
-            port = found[0]
+            port = await endpoint_port(svc)
 
             def ready() -> bool:
                 return http_request(port, "/readyz")[0] == 200

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -21,22 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.collector_support import simulator, wait_for
 from tests.dashboard_support import SERIES_ONLY_SOMETIMES, dashboard_queries, interpolate_promql, metric_names
-from tests.service_support import TCPD, Service, http_request, query, wait_rows, write_configs
-
-SERVING = re.compile(r"serving /metrics, /healthz and /readyz on http://127\.0\.0\.1:(\d+)")
-
-
-async def endpoint_port(svc: Service) -> int:
-    found: list[int] = []
-
-    def serving() -> bool:
-        match = SERVING.search(svc.output())
-        if match:
-            found.append(int(match.group(1)))
-        return bool(match)
-
-    await wait_for(serving, within=30, what="the endpoints' start line")
-    return found[0]
+from tests.service_support import TCPD, Service, endpoint_port, http_request, query, wait_rows, write_configs
 
 
 def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

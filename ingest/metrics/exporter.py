@@ -43,6 +43,19 @@ _GAP_FAMILIES = (
     ("tcpd_rest_requests", "REST history requests made to fill gaps", "rest_requests"),
 )  # fmt: skip
 
+# Writer statistics (CopyWriter.stats()) exported without labels: (metric name, help, stats key).
+_WRITER_COUNTERS = (
+    ("tcpd_duplicates_skipped", "Rows skipped as already stored", "duplicates_skipped"),
+    ("tcpd_rows_rejected", "Rows the database refused as given (dead-lettered)", "rows_rejected"),
+    ("tcpd_batch_retries", "Batch tries that failed and were retried", "retries"),
+)
+_WRITER_GAUGES = (
+    ("tcpd_writer_queue_rows", "Rows held by the writer queue", "queue_rows"),
+    ("tcpd_writer_queue_capacity_rows", "Rows the writer queue holds at most", "queue_capacity"),
+    ("tcpd_database_outage_seconds",
+     "Seconds the current database outage has lasted (0 when the database takes writes)", "outage_seconds"),
+)  # fmt: skip
+
 
 class ServiceMetrics(Collector):
     """The registry's collector: one scrape reads every collector's statistics and the writer."""
@@ -99,30 +112,10 @@ def _writer_metrics(stats: dict[str, Any]) -> Iterator[Metric]:
     for table, rows in stats["rows_written"].items():
         committed.add_metric([table], rows)
     yield committed
-    yield CounterMetricFamily(
-        "tcpd_duplicates_skipped", "Rows skipped as already stored", value=stats["duplicates_skipped"]
-    )
-    yield CounterMetricFamily(
-        "tcpd_rows_rejected",
-        "Rows the database refused as given (dead-lettered)",
-        value=stats["rows_rejected"],
-    )
-    yield CounterMetricFamily(
-        "tcpd_batch_retries", "Batch tries that failed and were retried", value=stats["retries"]
-    )
-    yield GaugeMetricFamily(
-        "tcpd_writer_queue_rows", "Rows held by the writer queue", value=stats["queue_rows"]
-    )
-    yield GaugeMetricFamily(
-        "tcpd_writer_queue_capacity_rows",
-        "Rows the writer queue holds at most",
-        value=stats["queue_capacity"],
-    )
-    yield GaugeMetricFamily(
-        "tcpd_database_outage_seconds",
-        "Seconds the current database outage has lasted (0 when the database takes writes)",
-        value=stats["outage_seconds"],
-    )
+    for name, help_text, key in _WRITER_COUNTERS:
+        yield CounterMetricFamily(name, help_text, value=stats[key])
+    for name, help_text, key in _WRITER_GAUGES:
+        yield GaugeMetricFamily(name, help_text, value=stats[key])
 
 
 def service_registry(
